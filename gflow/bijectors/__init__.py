@@ -1,0 +1,15 @@
+"""gflow's bijectors: `tfp.bijectors.Bijector` subclasses, NHWC, forward = data → latent."""
+
+from gflow.bijectors.actnorm import ActNorm, actnorm_init_from_data
+from gflow.bijectors.conv1x1 import Conv1x1, Conv1x1LU
+from gflow.bijectors.coupling import AdditiveCoupling, AffineCoupling, SCALE_FNS
+from gflow.bijectors.dequantization import UniformDequantization
+from gflow.bijectors.factor_out import FactorOut
+from gflow.bijectors.squeeze import Squeeze
+
+__all__ = [
+    "ActNorm", "actnorm_init_from_data", "AdditiveCoupling", "AffineCoupling",
+    "Conv1x1", "Conv1x1LU", "FactorOut", "SCALE_FNS", "Squeeze",
+    "UniformDequantization",
+]
+

@@ -1,0 +1,120 @@
+"""Examples of every core bijector with non-trivial parameters, for the contract check.
+
+Each factory takes a dtype and returns a `gflow.BijectorExample`; parameters are
+random (seeded) so that no bijector is checked at the identity.
+"""
+
+import functools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gflow import layers as gl
+from gflow import nets
+from gflow.bijectors.actnorm import ActNorm
+from gflow.bijectors.conv1x1 import Conv1x1, Conv1x1LU
+from gflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
+from gflow.bijectors.dequantization import UniformDequantization
+from gflow.bijectors.factor_out import FactorOut
+from gflow.bijectors.squeeze import Squeeze
+from gflow.plugin import BijectorExample, Plugin
+
+IMAGE = (2, 4, 4, 4)  # batch 2 of 4x4x4 events: 64 dims, cheap full Jacobians
+
+
+def _rng(seed=0):
+  return np.random.RandomState(seed)
+
+
+def _x(dtype, shape=IMAGE, seed=1):
+  return tf.constant(_rng(seed).randn(*shape), dtype)
+
+
+def randomize(layer, scale=0.1, seed=0):
+  """Overwrites every weight of a built Keras layer with seeded N(0, scale²) draws."""
+  rng = _rng(seed)
+  for v in layer.weights:
+    if v.dtype in ("float32", "float64", "bfloat16", "float16"):
+      v.assign(tf.cast(rng.randn(*v.shape) * scale, v.dtype))
+  return layer
+
+
+def _net(out_channels, in_channels, dtype, spatial=(4, 4), seed=0):
+  net = nets.GlowCNN(out_channels, width=8, dtype=dtype)
+  net.build((None, *spatial, in_channels))
+  return randomize(net, seed=seed)
+
+
+def actnorm(dtype):
+  rng = _rng(2)
+  b = ActNorm(tf.constant(rng.randn(4), dtype), tf.constant(rng.randn(4) * 0.3, dtype))
+  return BijectorExample(b, _x(dtype), 3)
+
+
+def conv1x1_lu(dtype):
+  layer = gl.Conv1x1Layer(lu=True, seed=3, dtype=dtype)
+  layer.build(IMAGE)
+  randomize(layer, scale=0.3, seed=3)  # P and sign stay a permutation and ±1
+  layer.permutation.assign(tf.constant(np.eye(4)[[2, 0, 3, 1]], dtype))
+  layer.sign.assign(tf.constant([1., -1., 1., -1.], dtype))
+  return BijectorExample(layer.bijector(), _x(dtype), 3, owner=layer)
+
+
+def conv1x1(dtype):
+  kernel = _rng(4).randn(4, 4) + 2 * np.eye(4)
+  return BijectorExample(Conv1x1(tf.constant(kernel, dtype)), _x(dtype), 3)
+
+
+def squeeze(dtype):
+  return BijectorExample(Squeeze(2), _x(dtype), 3)
+
+
+def _affine(scale_fn, dtype):
+  net = _net(4, 2, dtype, seed=5)
+  return BijectorExample(AffineCoupling(net, scale_fn=scale_fn), _x(dtype), 3, owner=net)
+
+
+def additive(dtype):
+  net = _net(2, 2, dtype, seed=6)
+  return BijectorExample(AdditiveCoupling(net), _x(dtype), 3, owner=net)
+
+
+def affine_vector(dtype):
+  net = nets.MLP(4, width=8, depth=1, dtype=dtype)
+  net.build((None, 3))
+  randomize(net, scale=0.5, seed=7)
+  return BijectorExample(AffineCoupling(net, scale_fn="exp_tanh", event_ndims=1),
+                         _x(dtype, (5, 5)), 1, owner=net)
+
+
+def factor_out(dtype):
+  prior = nets.ZeroConv2D(4, dtype=dtype)
+  prior.build((None, 4, 4, 2))
+  randomize(prior, seed=8)
+  inner = ActNorm(tf.constant([0.5, -0.2], dtype), tf.constant([0.3, -0.4], dtype))
+  return BijectorExample(FactorOut(inner, prior_network=prior), _x(dtype), 3, owner=prior)
+
+
+def dequantization(dtype):
+  x = tf.constant(_rng(9).uniform(0, 256, size=(3, 2, 2, 1)), dtype)
+  return BijectorExample(UniformDequantization(256), x, 3)
+
+
+PLUGIN = Plugin(
+    name="gflow_core",
+    description="gflow's layer library (bijectors only)",
+    bijectors={
+        "actnorm": actnorm,
+        "conv1x1_lu": conv1x1_lu,
+        "conv1x1": conv1x1,
+        "squeeze": squeeze,
+        "affine_coupling_sigmoid": functools.partial(_affine, "sigmoid"),
+        "affine_coupling_exp_tanh": functools.partial(_affine, "exp_tanh"),
+        "affine_coupling_exp": functools.partial(_affine, "exp"),
+        "affine_coupling_vector": affine_vector,
+        "additive_coupling": additive,
+        "factor_out": factor_out,
+        "uniform_dequantization": dequantization,
+    },
+)

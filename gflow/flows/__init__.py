@@ -1,0 +1,5 @@
+"""Flow models as TFP distributions."""
+
+from gflow.flows.flow import Flow
+
+__all__ = ["Flow"]

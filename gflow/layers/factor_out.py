@@ -1,0 +1,47 @@
+"""Keras owner of a multi-scale split: the inner flow and the split prior's network."""
+
+from gflow.bijectors.factor_out import FactorOut
+from gflow.layers.base import FlowLayer, is_initialized
+from gflow.nets.zero_conv import ZeroConv2D
+
+__all__ = ["FactorOutLayer"]
+
+
+class FactorOutLayer(FlowLayer):
+  """Keeps ⌈C/2⌉ channels for `inner` and scores the rest by a prior.
+
+  With `learned_prior=True` the prior is N(μ(x₁), σ(x₁)²) from a zero-initialised
+  3x3 conv of the kept half (Glow's split prior); otherwise N(0, I).
+  """
+
+  def __init__(self, inner, learned_prior=True, **kwargs):
+    super().__init__(**kwargs)
+    self.inner = inner
+    self.learned_prior = learned_prior
+
+  def build(self, input_shape):
+    c = input_shape[-1]
+    kept = tuple(input_shape[:-1]) + (c - c // 2,)
+    if self.inner is not None:
+      self.inner.build(kept)
+      out = self.inner.compute_output_shape(kept)
+      if tuple(out) != kept:
+        raise ValueError(f"FactorOutLayer's inner flow must keep its input shape "
+                         f"{kept}; it gives {out}.")
+    self.prior = ZeroConv2D(2 * (c // 2)) if self.learned_prior else None
+    if self.prior is not None:
+      self.prior.build(kept)
+
+  def bijector(self):
+    inner = self.inner.bijector() if self.inner is not None else None
+    return FactorOut(inner, prior_network=self.prior, name=self.name)
+
+  def initialize(self, x):
+    c = x.shape[-1]
+    x1 = x[..., :c - c // 2]
+    if self.inner is not None:
+      self.inner.initialize(x1)
+    return self.bijector().forward(x)
+
+  def is_initialized(self):
+    return self.inner is None or is_initialized(self.inner)

@@ -1,0 +1,47 @@
+"""Glow's coupling network: 3x3 conv → ReLU → 1x1 conv → ReLU → zero-initialised 3x3 conv."""
+
+import keras
+
+from gflow.nets.zero_conv import ZeroConv2D
+
+__all__ = ["GlowCNN"]
+
+
+@keras.saving.register_keras_serializable(package="gflow")
+class GlowCNN(keras.layers.Layer):
+  """The coupling network NN(x₁) of Kingma & Dhariwal (2018), Fig. 2 / Table 1.
+
+  3x3 conv (`width`) → ReLU → 1x1 conv (`width`) → ReLU → ZeroConv2D 3x3
+  (`out_channels`). The last layer starts at zero, so the coupling that uses it
+  starts as a fixed map. Pass `dtype="mixed_bfloat16"` (or any Keras dtype
+  policy) to run it in reduced precision; couplings cast its output to float32.
+  """
+
+  def __init__(self, out_channels, width=512, **kwargs):
+    super().__init__(**kwargs)
+    if out_channels < 1 or width < 1:
+      raise ValueError(f"GlowCNN needs positive out_channels and width; got "
+                       f"{out_channels} and {width}.")
+    self.out_channels = out_channels
+    self.width = width
+    policy = self.dtype_policy
+    self.conv1 = keras.layers.Conv2D(width, 3, padding="same", activation="relu",
+                                     dtype=policy)
+    self.conv2 = keras.layers.Conv2D(width, 1, activation="relu", dtype=policy)
+    self.out = ZeroConv2D(out_channels, 3, dtype=policy)
+
+  def build(self, input_shape):
+    self.conv1.build(input_shape)
+    hidden = tuple(input_shape[:-1]) + (self.width,)
+    self.conv2.build(hidden)
+    self.out.build(hidden)
+
+  def call(self, x):
+    return self.out(self.conv2(self.conv1(x)))
+
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape[:-1]) + (self.out_channels,)
+
+  def get_config(self):
+    return {**super().get_config(), "out_channels": self.out_channels,
+            "width": self.width}

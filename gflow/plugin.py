@@ -1,0 +1,50 @@
+"""The plugin API: what a gflow plugin object provides.
+
+A distribution registers a plugin with an entry point in the group
+`gflow.plugins`, named after its model:
+
+    [project.entry-points."gflow.plugins"]
+    myflow = "myflow.plugin:PLUGIN"
+
+`PLUGIN` is a `gflow.Plugin`. Every field but `name` is optional:
+
+- `build_model(model_config, event_shape) -> model`: the model named `name`
+  (`--config.model.name=<name>`). For flows, return a `gflow.Flow`; the trainer
+  needs `bits_per_dim`, `initialize`, `is_initialized`, `sample`, `layer` (the
+  Keras layer owning every variable) and `trainable_variables`.
+- `default_config(arg) -> ml_collections.ConfigDict`: a complete training
+  config for the model (what `configs/<model>.py` returns), used by
+  `gflow-train --config.model.name=<name>` when no config file is given.
+- `bijectors`: name → zero-argument factory returning a `BijectorExample`, a
+  bijector with an input to check it on. `gflow.testing.check_bijector` runs
+  the shared contract on every one, and `gflow-list` shows them.
+- `description`: one line for `gflow-list`.
+"""
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional
+
+__all__ = ["Plugin", "BijectorExample"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BijectorExample:
+  """A bijector and an input on which the contract check exercises it.
+
+  `event_ndims` is the number of trailing dimensions of `x` that form one event.
+  `owner` keeps the Keras layers that hold the bijector's variables alive.
+  """
+  bijector: Any
+  x: Any
+  event_ndims: int
+  owner: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plugin:
+  name: str
+  build_model: Optional[Callable[..., Any]] = None
+  default_config: Optional[Callable[[str], Any]] = None
+  bijectors: Mapping[str, Callable[[], BijectorExample]] = dataclasses.field(
+      default_factory=dict)
+  description: str = ""
