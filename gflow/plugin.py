@@ -12,9 +12,6 @@ A distribution registers a plugin with an entry point in the group
   (`--config.model.name=<name>`). For flows, return a `gflow.Flow`; the trainer
   needs `bits_per_dim`, `initialize`, `is_initialized`, `sample`, `layer` (the
   Keras layer owning every variable) and `trainable_variables`.
-- `default_config(arg) -> ml_collections.ConfigDict`: a complete training
-  config for the model (what `configs/<model>.py` returns), used by
-  `gflow-train --config.model.name=<name>` when no config file is given.
 - `bijectors`: name → zero-argument factory returning a `BijectorExample`, a
   bijector with an input to check it on. `gflow.testing.check_bijector` runs
   the shared contract on every one, and `gflow-list` shows them.
@@ -44,7 +41,6 @@ class BijectorExample:
 class Plugin:
   name: str
   build_model: Optional[Callable[..., Any]] = None
-  default_config: Optional[Callable[[str], Any]] = None
   bijectors: Mapping[str, Callable[[], BijectorExample]] = dataclasses.field(
       default_factory=dict)
   description: str = ""

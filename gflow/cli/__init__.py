@@ -1,0 +1,1 @@
+"""Console scripts: gflow-train, gflow-eval, gflow-sample, gflow-list."""

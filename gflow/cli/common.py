@@ -1,0 +1,36 @@
+"""What every gflow console script shares: quiet TF logs and one-line user errors."""
+
+import os
+import sys
+
+__all__ = ["run_app", "reject_extra_args"]
+
+DEBUG_ENV = "GFLOW_DEBUG"
+
+
+def reject_extra_args(argv):
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments {argv[1:]}")
+
+
+def run_app(main):
+  """absl's app.run; expected user errors are printed as one line (exit 2).
+
+  Set GFLOW_DEBUG=1 for the full traceback instead.
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  from absl import app
+
+  from gflow.data import DatasetUnavailableError
+  from gflow.registry import PluginError
+  errors = (PluginError, DatasetUnavailableError, FileNotFoundError, ValueError, TypeError)
+
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except errors as e:
+      if os.environ.get(DEBUG_ENV):
+        raise
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+  app.run(wrapped)

@@ -1,0 +1,28 @@
+"""The progress line: step, loss, bits/dim, steps/s and ETA."""
+
+import datetime
+import time
+
+__all__ = ["Progress"]
+
+
+class Progress:
+  """Measures steps/s between reports and estimates the time left."""
+
+  def __init__(self, start_step, total_steps):
+    self.total = total_steps
+    self._last_step = start_step
+    self._last_time = time.perf_counter()
+    self.steps_per_sec = 0.0
+
+  def line(self, step, metrics):
+    now = time.perf_counter()
+    if step > self._last_step:
+      self.steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
+    self._last_step, self._last_time = step, now
+    left = (self.total - step) / self.steps_per_sec if self.steps_per_sec else 0
+    eta = datetime.timedelta(seconds=int(left))
+    parts = [f"step {step:>{len(str(self.total))}}/{self.total}"]
+    parts += [f"{k} {v:.4f}" for k, v in metrics.items()]
+    parts += [f"{self.steps_per_sec:.1f} steps/s", f"ETA {eta}"]
+    return " | ".join(parts)

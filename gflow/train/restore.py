@@ -1,0 +1,29 @@
+"""A trained model back from its workdir: `gflow.load(workdir)`."""
+
+import os
+
+import tensorflow as tf
+
+from gflow.train.ema import EMA
+from gflow.train.trainer import build_model, load_run
+
+__all__ = ["load_model"]
+
+
+def load_model(workdir, use_ema=True, checkpoint=None):
+  """The model of a `gflow-train` run with the weights of its last checkpoint
+  (or of `checkpoint`); with `use_ema` and an EMA in the run, the averaged weights."""
+  config, run = load_run(workdir)
+  model = build_model(config, tuple(run["event_shape"]))
+  items = dict(model=model.layer)
+  ema = None
+  if config.train.get("ema_decay"):
+    ema = EMA(model.trainable_variables, config.train.ema_decay)
+    items["ema"] = ema
+  path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  if path is None:
+    raise FileNotFoundError(f"{workdir!r} has no checkpoint yet.")
+  tf.train.Checkpoint(**items).restore(path).expect_partial().assert_existing_objects_matched()
+  if ema is not None and use_ema:
+    ema.copy_to_model()
+  return model

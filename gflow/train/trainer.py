@@ -1,0 +1,289 @@
+"""The training loop, in phases: data, model, step, checkpoint, evaluation.
+
+    trainer = Trainer(config, workdir, strategy)
+    trainer.train()            # resumes from the last checkpoint if there is one
+    trainer.evaluate()         # test bits/dim
+
+Everything random is a stateless function of (config.seed, step), so a killed
+run that restarts from its last checkpoint continues exactly as the
+uninterrupted run would have.
+"""
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gflow import data as gdata
+from gflow import registry
+from gflow.io.images import save_png
+from gflow.train.ema import EMA
+from gflow.train.progress import Progress
+from gflow.train.schedule import WarmupExponentialDecay
+
+__all__ = ["Trainer", "TrainingDiverged", "build_model", "load_run", "CONFIG_FILE",
+           "RUN_FILE"]
+
+CONFIG_FILE = "config.json"
+RUN_FILE = "run.json"  # what the model was built for (event shape, data)
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax}
+POLICIES = ("", "float32", "mixed_bfloat16", "mixed_float16")
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or Inf; nothing after the last good checkpoint was saved."""
+
+
+def build_model(config, event_shape):
+  """The model that `config.model.name` names, from its plugin."""
+  policy = config.model.get("network_dtype", "")
+  if policy not in POLICIES:
+    raise ValueError(f"config.model.network_dtype must be one of {POLICIES}; got {policy!r}.")
+  return registry.get_model_builder(config.model.name)(config.model, tuple(event_shape))
+
+
+def _as_float(x):
+  return float(np.asarray(x))
+
+
+class Trainer:
+  """Trains the model of `config` in `workdir` under `strategy`."""
+
+  def __init__(self, config, workdir, strategy=None, verbose=True):
+    self.config = config
+    self.workdir = workdir
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self.chief = self.strategy.extended.should_checkpoint
+    self.verbose = verbose and self.chief
+    self.global_batch = config.train.batch_size
+    os.makedirs(workdir, exist_ok=True)
+    self._setup_data()
+    self._setup_model()
+    self._setup_checkpoint()
+    self._train_step = None
+    self._writer = None
+
+  # -- phase 1: data ---------------------------------------------------------
+  def _setup_data(self):
+    self.data = gdata.load(self.config.data)
+    if self.global_batch % self.strategy.num_replicas_in_sync:
+      raise ValueError(f"train.batch_size {self.global_batch} must be divisible by the "
+                       f"{self.strategy.num_replicas_in_sync} replicas.")
+
+  def _dataset(self, global_batch, start_step, seed_offset=0):
+    return gdata.distribute(
+        self.strategy,
+        lambda: gdata.train_dataset(self.data.train, global_batch,
+                                    self.config.seed + seed_offset, start_step),
+        global_batch)
+
+  # -- phase 2: model and optimizer ------------------------------------------
+  def _setup_model(self):
+    c = self.config.train
+    if c.optimizer not in OPTIMIZERS:
+      raise ValueError(f"Unknown optimizer {c.optimizer!r}; choose one of {sorted(OPTIMIZERS)}.")
+    keras.utils.set_random_seed(self.config.seed)  # weight initialisers
+    with self.strategy.scope():
+      self.model = build_model(self.config, self.data.event_shape)
+      self.variables = list(self.model.trainable_variables)
+      schedule = WarmupExponentialDecay(c.learning_rate, c.warmup_steps, c.decay_rate,
+                                        c.decay_steps)
+      opt = OPTIMIZERS[c.optimizer](learning_rate=schedule)
+      if self.config.model.get("network_dtype") == "mixed_float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+      # Slots are created here, in the strategy's scope: lazily inside
+      # `strategy.run` they would fail.
+      opt.build(self.variables)
+      self.optimizer = opt
+      self.ema = EMA(self.variables, c.ema_decay) if c.ema_decay else None
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+  # -- phase 3: checkpoints --------------------------------------------------
+  def _setup_checkpoint(self):
+    items = dict(model=self.model.layer, optimizer=self.optimizer, step=self.step)
+    if self.ema is not None:
+      items["ema"] = self.ema
+    self.checkpoint = tf.train.Checkpoint(**items)
+    directory = os.path.join(self.workdir, "checkpoints")
+    if not self.chief:  # other workers write (and then drop) a private copy
+      directory = tempfile.mkdtemp(prefix="gflow_worker_ckpt_")
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, directory, max_to_keep=self.config.train.keep_checkpoints)
+
+  def restore(self):
+    """Restores the last checkpoint if any; returns its step (0 for a new run)."""
+    path = self.manager.latest_checkpoint
+    if path is None and not self.chief:
+      path = tf.train.latest_checkpoint(os.path.join(self.workdir, "checkpoints"))
+    if path:
+      self.checkpoint.restore(path).assert_existing_objects_matched()
+      self._log(f"Resumed from {path} (step {int(self.step.numpy())}).")
+    return int(self.step.numpy())
+
+  def save(self):
+    self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+  # -- phase 4: the step -----------------------------------------------------
+  def initialize(self):
+    """ActNorm's data-dependent init on one global batch, reduced over replicas."""
+    n = min(self.config.train.init_batch_size, len(self.data.train))
+    n -= n % self.strategy.num_replicas_in_sync
+    batch = next(iter(self._dataset(n, 0, seed_offset=1)))
+    self.strategy.run(tf.function(self.model.initialize), args=(batch,))
+    self._log(f"Initialised from data ({n} images).")
+
+  def _replica_step(self, x):
+    c = self.config.train
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      bpd = self.model.bits_per_dim(x)
+      loss = tf.reduce_sum(bpd) / self.global_batch
+      scaled = self.optimizer.scale_loss(loss)
+    grads = tape.gradient(scaled, self.variables)
+    if c.grad_clip_norm and not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+      # Clip the global gradient (summed over replicas), as one replica would.
+      # The optimizer sums over replicas again, hence the division.
+      if replicas > 1:
+        grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
+      grads, _ = tf.clip_by_global_norm(grads, c.grad_clip_norm)
+      if replicas > 1:
+        grads = [g / replicas for g in grads]
+    self.optimizer.apply(grads, self.variables)
+    if self.ema is not None:
+      self.ema.update()
+    return loss
+
+  def _make_train_step(self):
+    replica_step = self._replica_step
+    if self.config.train.jit_compile:
+      replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def step(iterator):
+      losses = self.strategy.run(replica_step, args=(next(iterator),))
+      return self.strategy.reduce("sum", losses, axis=None)
+    return step
+
+  # -- phase 5: evaluation and samples ---------------------------------------
+  def evaluate(self):
+    """Test bits/dim (EMA weights if enabled): mean over the test images."""
+    ds = gdata.eval_dataset(self.data.test, self.config.eval.batch_size,
+                            seed=self.config.seed + 2)
+    bpd = tf.function(self.model.bits_per_dim)
+    with self._ema_weights():
+      values = np.concatenate([bpd(x).numpy() for x in ds])
+    return float(values.mean())
+
+  def samples(self, step):
+    c = self.config.eval
+    seed = tf.constant([self.config.seed + 3, step], tf.int32)
+    with self._ema_weights():
+      v = self.model.sample(c.num_samples, seed=seed, temperature=c.temperature)
+    return self.model.quantize(v).numpy()
+
+  def _ema_weights(self):
+    return contextlib.nullcontext() if self.ema is None else self.ema.swapped()
+
+  # -- the loop ----------------------------------------------------------------
+  def train(self):
+    """Trains to `train.num_steps`; returns the final test bits/dim."""
+    c = self.config.train
+    self.save_config()
+    start = self.restore()
+    if not self.model.is_initialized():
+      self.initialize()
+    if self._train_step is None:
+      self._train_step = self._make_train_step()
+    iterator = iter(self._dataset(self.global_batch, start))
+    progress = Progress(start, c.num_steps)
+    for step in range(start + 1, c.num_steps + 1):
+      loss = _as_float(self._train_step(iterator))
+      self.step.assign(step)
+      if not math.isfinite(loss):
+        last = self.manager.latest_checkpoint
+        raise TrainingDiverged(
+            f"Loss is {loss} at step {step}: stopped without saving. The last good "
+            f"checkpoint is {last or 'none (no checkpoint was written yet)'}; lower "
+            f"train.learning_rate or set train.grad_clip_norm and run again to resume.")
+      if step % c.log_every == 0 or step == c.num_steps:
+        metrics = {"loss": loss, "bits/dim": loss}
+        self._log(progress.line(step, metrics))
+        self._scalars(step, {"train/bits_per_dim": loss,
+                             "train/learning_rate": _as_float(
+                                 self.optimizer.learning_rate),
+                             "train/steps_per_sec": progress.steps_per_sec})
+      if step % c.checkpoint_every == 0 or step == c.num_steps:
+        self.save()
+      if step % c.eval_every == 0 and step != c.num_steps:
+        self._eval_and_log(step)
+      if step % c.sample_every == 0 and step != c.num_steps:
+        self._write_samples(step)
+    final_step = int(self.step.numpy())
+    if start < c.num_steps:
+      self._write_samples(final_step)
+    return self._eval_and_log(final_step)
+
+  def _eval_and_log(self, step):
+    bpd = self.evaluate()
+    self._log(f"step {step}: test bits/dim {bpd:.4f}")
+    self._scalars(step, {"eval/test_bits_per_dim": bpd})
+    return bpd
+
+  def _write_samples(self, step):
+    if not self.chief:
+      return
+    images = self.samples(step)
+    os.makedirs(os.path.join(self.workdir, "samples"), exist_ok=True)
+    path = os.path.join(self.workdir, "samples", f"step_{step:07d}.png")
+    upscale = max(1, 64 // images.shape[1])
+    save_png(path, images, upscale=upscale)
+    with self._summary_writer().as_default(step=step):
+      tf.summary.image("samples", images[: min(16, len(images))], max_outputs=16)
+    self._log(f"Wrote {path}")
+
+  # -- outputs -----------------------------------------------------------------
+  def save_config(self):
+    """The resolved config (seed included) and what the model was built for."""
+    if not self.chief:
+      return
+    with open(os.path.join(self.workdir, CONFIG_FILE), "w") as f:
+      f.write(self.config.to_json_best_effort(indent=2, sort_keys=True))
+    run = dict(event_shape=list(self.data.event_shape), data=self.data.name,
+               num_train=len(self.data.train), num_test=len(self.data.test),
+               num_replicas=self.strategy.num_replicas_in_sync)
+    with open(os.path.join(self.workdir, RUN_FILE), "w") as f:
+      json.dump(run, f, indent=2)
+
+  def _summary_writer(self):
+    if self._writer is None:
+      self._writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard"))
+    return self._writer
+
+  def _scalars(self, step, values):
+    if not self.chief:
+      return
+    with self._summary_writer().as_default(step=step):
+      for k, v in values.items():
+        tf.summary.scalar(k, v)
+
+  def _log(self, message):
+    if self.verbose:
+      print(message, flush=True)
+
+
+def load_run(workdir):
+  """(config, run info) that a `gflow-train` run saved in `workdir`."""
+  import ml_collections
+  paths = [os.path.join(workdir, f) for f in (CONFIG_FILE, RUN_FILE)]
+  for path in paths:
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path} does not exist: is {workdir!r} a gflow-train workdir?")
+  with open(paths[0]) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  with open(paths[1]) as f:
+    return config, json.load(f)
