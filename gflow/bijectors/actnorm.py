@@ -25,7 +25,7 @@ class ActNorm(tfb.Bijector):
   def __init__(self, shift, log_scale, validate_args=False, name=None):
     parameters = dict(locals())
     with tf.name_scope(name or "ActNorm") as name:
-      self._shift = tf.convert_to_tensor(shift, dtype_hint=tf.float32, name="shift")
+      self._shift = tf.convert_to_tensor(shift, name="shift")
       self._log_scale = tf.convert_to_tensor(
           log_scale, dtype=self._shift.dtype, name="log_scale")
       if self._shift.shape.rank != 1 or self._shift.shape != self._log_scale.shape:

@@ -30,7 +30,7 @@ class Conv1x1LU(tfb.Bijector):
                validate_args=False, name=None):
     parameters = dict(locals())
     with tf.name_scope(name or "Conv1x1LU") as name:
-      self._log_s = tf.convert_to_tensor(log_s, dtype_hint=tf.float32, name="log_s")
+      self._log_s = tf.convert_to_tensor(log_s, name="log_s")
       dtype = self._log_s.dtype
       self._permutation = tf.convert_to_tensor(permutation, dtype, name="permutation")
       self._lower = tf.convert_to_tensor(lower, dtype, name="lower")
@@ -94,7 +94,7 @@ class Conv1x1(tfb.Bijector):
   def __init__(self, kernel, validate_args=False, name=None):
     parameters = dict(locals())
     with tf.name_scope(name or "Conv1x1") as name:
-      self._kernel = tf.convert_to_tensor(kernel, dtype_hint=tf.float32, name="kernel")
+      self._kernel = tf.convert_to_tensor(kernel, name="kernel")
       if self._kernel.shape.rank != 2 or self._kernel.shape[0] != self._kernel.shape[1]:
         raise ValueError(f"Conv1x1 needs a square kernel [C, C]; got {self._kernel.shape}.")
       super().__init__(
