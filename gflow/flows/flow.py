@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -23,8 +24,9 @@ class Flow(tfd.Distribution):
   dequantized values v = x + u in level units [0, K), so `bits_per_dim` of
   integer images is the usual uniform-dequantization bound with the 8-bit term
   included. `sample(n, seed=, temperature=)` draws at a temperature T by scaling
-  the standard normal (Glow); samples are in level units, `quantize` makes them
-  integer images.
+  the standard normal (Glow); an int seed is used as the stateless seed
+  [seed, 0], so equal seeds give equal samples. Samples are in level units;
+  `quantize` makes them integer images.
   """
 
   def __init__(self, layer, event_shape, num_levels=256, validate_args=False,
@@ -117,6 +119,8 @@ class Flow(tfd.Distribution):
     return log_base - 0.5 * self.num_dims * math.log(2 * math.pi) + ldj
 
   def _sample_n(self, n, seed=None, temperature=1.0):
+    if isinstance(seed, (int, np.integer)):  # reproducible, unlike TFP's stateful ints
+      seed = [int(seed), 0]
     seed = tfp.random.sanitize_seed(seed)
     z = tf.random.stateless_normal(
         tf.concat([[n], self._event_shape_tensor()], 0), seed=seed) * temperature

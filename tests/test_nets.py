@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from gflow import nets
+from gflow.bijectors import _examples
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: nets.GlowCNN(6, width=8), (2, 4, 4, 3)),
+    (lambda: nets.ZeroConv2D(4), (2, 4, 4, 3)),
+    (lambda: nets.MLP(4, width=8, depth=2), (5, 3)),
+])
+def test_config_round_trip_gives_the_same_output(make, shape):
+  net = make()
+  net.build(shape)
+  _examples.randomize(net)
+  clone = net.__class__.from_config(net.get_config())
+  clone.build(shape)
+  clone.set_weights(net.get_weights())
+  x = tf.random.normal(shape)
+  np.testing.assert_allclose(clone(x), net(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: nets.GlowCNN(6, width=8), (2, 4, 4, 3)),
+    (lambda: nets.MLP(4), (5, 3)),
+])
+def test_last_layer_starts_at_zero(make, shape):
+  net = make()
+  out = net(tf.random.normal(shape))
+  np.testing.assert_array_equal(out, np.zeros(out.shape))
+
+
+def test_bad_arguments():
+  with pytest.raises(ValueError, match="positive out_channels"):
+    nets.GlowCNN(0)
+  with pytest.raises(ValueError, match="depth >= 0"):
+    nets.MLP(2, depth=-1)
