@@ -1,0 +1,44 @@
+"""Trains the tiny digits Glow under a strategy and saves every variable to an .npz.
+
+    python -m tests.helpers.train_worker --workdir=D --out=W.npz --strategy=S \
+        [--logical_cpus=2] [--steps=N] [--config.xxx=...]
+
+Used by the distributed tests: each run is its own process because logical
+devices must be configured before TensorFlow starts.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "config file")
+_WORKDIR = flags.DEFINE_string("workdir", None, "")
+_OUT = flags.DEFINE_string("out", None, "")
+_STRATEGY = flags.DEFINE_string("strategy", "default", "")
+_CPUS = flags.DEFINE_integer("logical_cpus", 1, "")
+
+
+def main(argv):
+  import numpy as np
+  import tensorflow as tf
+  if _CPUS.value > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * _CPUS.value)
+  from gflow.train import Trainer, make_strategy
+  strategy = make_strategy(_STRATEGY.value)
+  trainer = Trainer(_CONFIG.value, _WORKDIR.value, strategy, verbose=False)
+  trainer.train()
+  if trainer.chief:
+    values = {v.path: np.asarray(v.numpy()) for v in trainer.model.variables}
+    np.savez(_OUT.value, replicas=strategy.num_replicas_in_sync, **values)
+  return 0
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config", "workdir", "out"])
+  app.run(main)

@@ -1,0 +1,91 @@
+"""2 replicas (MirroredStrategy on 2 logical CPUs) and 2 worker processes
+(MultiWorkerMirroredStrategy on loopback) give the same weights as 1 replica at
+the same global batch, ActNorm's data-dependent init included."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import CONFIG, REPO
+
+STEPS = 6
+ARGS = [
+    f"--config={CONFIG}:digits", "--config.model.levels=2", "--config.model.steps=2",
+    "--config.model.width=16", "--config.train.batch_size=16",
+    "--config.train.init_batch_size=64", f"--config.train.num_steps={STEPS}",
+    "--config.train.checkpoint_every=1000", "--config.train.eval_every=1000",
+    "--config.train.sample_every=1000", "--config.eval.num_samples=4",
+    "--config.train.grad_clip_norm=1.0",  # clipping uses the global gradient
+    "--config.train.ema_decay=0.9",
+]
+
+
+def _train(tmp_path, name, strategy="default", cpus=1, env=None, wait=True):
+  out = tmp_path / f"{name}.npz"
+  cmd = [sys.executable, "-m", "tests.helpers.train_worker", *ARGS,
+         f"--workdir={tmp_path / name}", f"--out={out}", f"--strategy={strategy}",
+         f"--logical_cpus={cpus}"]
+  proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, **(env or {})),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  if wait:
+    _finish(proc)
+  return out, proc
+
+
+def _finish(proc, timeout=600):
+  stdout, stderr = proc.communicate(timeout=timeout)
+  assert proc.returncode == 0, f"worker failed:\n{stdout}\n{stderr[-5000:]}"
+
+
+def _load(path):
+  with np.load(path) as f:
+    return {k: f[k] for k in f.files}
+
+
+def _assert_same_weights(a, b, replicas):
+  assert int(b.pop("replicas")) == replicas and int(a.pop("replicas")) == 1
+  assert a.keys() == b.keys()
+  actnorm = [k for k in a if k.endswith("log_scale") and "act_norm" in k]
+  assert actnorm, "ActNorm variables expected"
+  for k in a:
+    np.testing.assert_allclose(b[k], a[k], rtol=2e-4, atol=2e-5, err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("single")
+  return _load(_train(tmp, "one")[0])
+
+
+def test_two_logical_cpu_replicas_equal_one(single, tmp_path):
+  two = _load(_train(tmp_path, "mirrored", "mirrored", cpus=2)[0])
+  _assert_same_weights(dict(single), two, 2)
+
+
+def _free_ports(n):
+  socks = [socket.socket() for _ in range(n)]
+  for s in socks:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in socks]
+  for s in socks:
+    s.close()
+  return ports
+
+
+def test_two_worker_processes_equal_one(single, tmp_path):
+  workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+  procs = []
+  for i in range(2):
+    tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+    procs.append(_train(tmp_path, f"worker{i}", "multi_worker",
+                        env={"TF_CONFIG": json.dumps(tf_config)}, wait=False))
+  for _, proc in procs:
+    _finish(proc)
+  two = _load(procs[0][0])  # the chief (worker 0) writes the weights
+  assert not procs[1][0].exists()
+  _assert_same_weights(dict(single), two, 2)
