@@ -4,6 +4,7 @@ import os
 
 import tensorflow as tf
 
+from gflow.train.checkpoint import check_model_entries, model_variables
 from gflow.train.ema import EMA
 from gflow.train.trainer import build_model, load_run
 
@@ -15,7 +16,7 @@ def load_model(workdir, use_ema=True, checkpoint=None):
   (or of `checkpoint`); with `use_ema` and an EMA in the run, the averaged weights."""
   config, run = load_run(workdir)
   model = build_model(config, tuple(run["event_shape"]))
-  items = dict(model=model.layer)
+  items = dict(model=model_variables(model.layer))
   ema = None
   if config.train.get("ema_decay"):
     ema = EMA(model.trainable_variables, config.train.ema_decay)
@@ -23,6 +24,7 @@ def load_model(workdir, use_ema=True, checkpoint=None):
   path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
   if path is None:
     raise FileNotFoundError(f"{workdir!r} has no checkpoint yet.")
+  check_model_entries(path, items["model"])
   tf.train.Checkpoint(**items).restore(path).expect_partial().assert_existing_objects_matched()
   if ema is not None and use_ema:
     ema.copy_to_model()

@@ -22,6 +22,7 @@ import tensorflow as tf
 from gflow import data as gdata
 from gflow import registry
 from gflow.io.images import save_png
+from gflow.train.checkpoint import check_model_entries, model_variables
 from gflow.train.ema import EMA
 from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
@@ -105,7 +106,8 @@ class Trainer:
 
   # -- phase 3: checkpoints --------------------------------------------------
   def _setup_checkpoint(self):
-    items = dict(model=self.model.layer, optimizer=self.optimizer, step=self.step)
+    items = dict(model=model_variables(self.model.layer), optimizer=self.optimizer,
+                 step=self.step)
     if self.ema is not None:
       items["ema"] = self.ema
     self.checkpoint = tf.train.Checkpoint(**items)
@@ -121,6 +123,7 @@ class Trainer:
     if path is None and not self.chief:
       path = tf.train.latest_checkpoint(os.path.join(self.workdir, "checkpoints"))
     if path:
+      check_model_entries(path, self.checkpoint.model)
       self.checkpoint.restore(path).assert_existing_objects_matched()
       self._log(f"Resumed from {path} (step {int(self.step.numpy())}).")
     return int(self.step.numpy())

@@ -1,0 +1,155 @@
+"""The trainer: resume after a kill, checkpointed ActNorm init, NaN handling, XLA,
+mixed precision and openai/glow's CIFAR-10 setting."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gflow.train import Trainer, TrainingDiverged
+from tests.conftest import CONFIG, REPO, TINY
+
+
+def _checkpoint_values(directory):
+  path = tf.train.latest_checkpoint(directory)
+  reader = tf.train.load_checkpoint(path)
+  return path, {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+                if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
+
+
+def _train_cmd(workdir, steps):
+  return [sys.executable, "-m", "gflow.cli.train", f"--config={CONFIG}:digits",
+          f"--workdir={workdir}", *TINY, f"--config.train.num_steps={steps}",
+          "--config.train.checkpoint_every=25", "--config.train.eval_every=100000",
+          "--config.train.sample_every=100000", "--config.train.ema_decay=0.99"]
+
+
+def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path):
+  steps = 300
+  full, killed = tmp_path / "full", tmp_path / "killed"
+  subprocess.run(_train_cmd(full, steps), cwd=REPO, check=True, capture_output=True)
+  proc = subprocess.Popen(_train_cmd(killed, steps), cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  ckpt = killed / "checkpoints"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    latest = tf.train.latest_checkpoint(str(ckpt)) if ckpt.exists() else None
+    if latest and int(latest.rsplit("-", 1)[1]) >= 75:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+  killed_at = int(tf.train.latest_checkpoint(str(ckpt)).rsplit("-", 1)[1])
+  assert killed_at < steps
+  out = subprocess.run(_train_cmd(killed, steps), cwd=REPO, check=True,
+                       capture_output=True, text=True).stdout
+  assert f"Resumed from" in out and f"step {killed_at})" in out
+  path_a, a = _checkpoint_values(str(full / "checkpoints"))
+  path_b, b = _checkpoint_values(str(ckpt))
+  assert path_a.endswith(f"-{steps}") and path_b.endswith(f"-{steps}")
+  assert a.keys() == b.keys() and any("optimizer" in k for k in a)
+  for k in a:  # weights, optimizer slots, EMA and step
+    np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_reload_does_not_rerun_actnorm_init(tmp_path, tiny_config):
+  tiny_config.train.num_steps = 5
+  first = Trainer(tiny_config, str(tmp_path))
+  first.train()
+  trained = {v.path: v.numpy() for v in first.model.variables if "act_norm" in v.path}
+  second = Trainer(tiny_config, str(tmp_path))
+  assert not second.model.is_initialized()
+  second.restore()
+  assert second.model.is_initialized()  # the flag itself is checkpointed
+  second.train()  # nothing left to train; init must not run again
+  for v in second.model.variables:
+    if v.path in trained:
+      np.testing.assert_array_equal(v.numpy(), trained[v.path], err_msg=v.path)
+
+
+def test_checkpoint_and_gflow_load_hold_every_model_variable(tmp_path, tiny_config):
+  import gflow
+  tiny_config.train.num_steps = 4
+  t = Trainer(tiny_config, str(tmp_path), verbose=False)
+  t.train()
+  _, saved = _checkpoint_values(str(tmp_path / "checkpoints"))
+  variables = t.model.variables
+  assert sum(k.startswith("model/") for k in saved) == len(variables)
+  for i, v in enumerate(variables):
+    np.testing.assert_array_equal(saved[f"model/{i}/.ATTRIBUTES/VARIABLE_VALUE"], v.numpy())
+  loaded = gflow.load(str(tmp_path))
+  assert loaded.is_initialized()
+  x = tf.constant(t.data.test[:3], tf.float32) + 0.5
+  np.testing.assert_allclose(loaded.log_prob(x), t.model.log_prob(x), rtol=1e-6)
+
+
+def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config):
+  c = tiny_config
+  c.train.num_steps, c.train.checkpoint_every = 200, 1
+  c.train.learning_rate, c.train.warmup_steps, c.train.grad_clip_norm = 1e5, 0, 0.0
+  trainer = Trainer(c, str(tmp_path))
+  with pytest.raises(TrainingDiverged, match=r"Loss is (nan|inf) at step (\d+): stopped "
+                     r"without saving\. The last good checkpoint is .*ckpt-\d+"):
+    trainer.train()
+  failed_at = int(trainer.step.numpy())
+  path, values = _checkpoint_values(str(tmp_path / "checkpoints"))
+  assert path.endswith(f"ckpt-{failed_at - 1}")
+  assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")
+
+
+def test_nan_loss_from_the_command_line_exits_1_with_the_message(tmp_path):
+  proc = subprocess.run(
+      [*_train_cmd(tmp_path, 200), "--config.train.learning_rate=1e5",
+       "--config.train.warmup_steps=0", "--config.train.grad_clip_norm=0"],
+      cwd=REPO, capture_output=True, text=True)
+  assert proc.returncode == 1
+  assert "error: Loss is" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_xla_step_on_cpu_matches_the_graph_step(tmp_path, tiny_config):
+  tiny_config.train.num_steps = 3
+  results = []
+  for jit in (False, True):
+    tiny_config.train.jit_compile = jit
+    t = Trainer(tiny_config, str(tmp_path / str(jit)), verbose=False)
+    t.train()
+    results.append([v.numpy() for v in t.model.trainable_variables])
+  for i, (graph, xla) in enumerate(zip(*results)):
+    np.testing.assert_allclose(xla, graph, rtol=1e-3, atol=1e-4, err_msg=f"variable {i}")
+
+
+def test_mixed_bfloat16_networks_train_with_float32_log_dets(tmp_path, tiny_config):
+  tiny_config.model.network_dtype = "mixed_bfloat16"
+  tiny_config.train.num_steps = 3
+  t = Trainer(tiny_config, str(tmp_path), verbose=False)
+  bpd = t.train()
+  assert np.isfinite(bpd)
+  assert all(v.dtype == "float32" for v in t.model.trainable_variables)
+  x = tf.constant(t.data.test[:2], tf.float32)
+  assert t.model.log_prob(x).dtype == tf.float32
+
+
+def test_cifar10_config_builds_and_runs_one_step(tmp_path):
+  """openai/glow's CIFAR-10 model (3 levels × 32 steps, width 512) on stand-in data."""
+  sys.path.insert(0, os.path.join(REPO, "configs"))
+  import glow as glow_configs
+  sys.path.pop(0)
+  c = glow_configs.get_config("cifar10")
+  assert (c.model.levels, c.model.steps, c.model.width) == (3, 32, 512)
+  assert c.train.optimizer == "adamax" and c.train.learning_rate == 1e-3
+  rng = np.random.RandomState(0)
+  np.savez(tmp_path / "cifar_like.npz", train=rng.randint(0, 256, (8, 32, 32, 3), np.uint8),
+           test=rng.randint(0, 256, (2, 32, 32, 3), np.uint8))
+  c.data.name, c.data.path = "npz", str(tmp_path / "cifar_like.npz")
+  c.train.batch_size, c.train.init_batch_size, c.train.num_steps = 2, 4, 1
+  c.eval.batch_size, c.eval.num_samples = 2, 2
+  t = Trainer(c, str(tmp_path / "run"), verbose=False)
+  params = sum(int(np.prod(v.shape)) for v in t.model.trainable_variables)
+  assert 40e6 < params < 50e6  # openai/glow's CIFAR-10 model has ~44 M
+  assert np.isfinite(t.train())
