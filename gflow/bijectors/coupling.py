@@ -83,8 +83,8 @@ class _Coupling(tfb.Bijector):
                        f"{out_channels} channels; got shape {h.shape}.")
     return h
 
-  def _sum_event(self, t):
-    return tf.reduce_sum(t, axis=list(range(-self._event_ndims, 0)))
+  def _sum_event(self, t, event_ndims=None):
+    return tf.reduce_sum(t, axis=list(range(-(event_ndims or self._event_ndims), 0)))
 
 
 class AffineCoupling(_Coupling):
@@ -124,6 +124,12 @@ class AffineCoupling(_Coupling):
     log_s, _ = self._params(x1, x2.shape[-1])
     return self._sum_event(log_s)
 
+  def forward_and_log_det(self, x, event_ndims):
+    """(forward(x), fldj(x, event_ndims)) with one evaluation of the network."""
+    x1, x2 = self._split(x)
+    log_s, t = self._params(x1, x2.shape[-1])
+    return tf.concat([x1, x2 * tf.exp(log_s) + t], axis=-1), self._sum_event(log_s, event_ndims)
+
 
 class AdditiveCoupling(_Coupling):
   """Additive coupling y₁ = x₁, y₂ = x₂ + t(x₁) (NICE; Glow's additive variant).
@@ -148,3 +154,6 @@ class AdditiveCoupling(_Coupling):
 
   def _forward_log_det_jacobian(self, x):
     return tf.zeros(tf.shape(x)[:tf.rank(x) - self._event_ndims], x.dtype)
+
+  def forward_and_log_det(self, x, event_ndims):
+    return self.forward(x), tf.zeros(tf.shape(x)[:tf.rank(x) - event_ndims], x.dtype)

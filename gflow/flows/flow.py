@@ -111,10 +111,13 @@ class Flow(tfd.Distribution):
     return super().log_prob(self._check_value(value, "log_prob"), name=name, **kwargs)
 
   def _log_prob(self, x):
-    b = self.bijector
-    z = b.forward(x)
     n = self._event_shape_static.rank
-    ldj = b.forward_log_det_jacobian(x, event_ndims=n)
+    ldj = 0.
+    if self._dequantization is not None:
+      ldj = self._dequantization.forward_log_det_jacobian(x, event_ndims=n)
+      x = self._dequantization.forward(x)
+    z, flow_ldj = self._layer.forward_and_log_det(x, n)
+    ldj += flow_ldj
     log_base = -0.5 * tf.reduce_sum(tf.square(z), axis=list(range(-n, 0)))
     return log_base - 0.5 * self.num_dims * math.log(2 * math.pi) + ldj
 

@@ -66,7 +66,7 @@ class Trainer:
     self._setup_data()
     self._setup_model()
     self._setup_checkpoint()
-    self._train_step = None
+    self._train_step = self._eval_fn = self._sample_fn = None
     self._writer = None
 
   # -- phase 1: data ---------------------------------------------------------
@@ -177,17 +177,19 @@ class Trainer:
     """Test bits/dim (EMA weights if enabled): mean over the test images."""
     ds = gdata.eval_dataset(self.data.test, self.config.eval.batch_size,
                             seed=self.config.seed + 2)
-    bpd = tf.function(self.model.bits_per_dim)
+    if self._eval_fn is None:
+      self._eval_fn = tf.function(self.model.bits_per_dim)
     with self._ema_weights():
-      values = np.concatenate([bpd(x).numpy() for x in ds])
+      values = np.concatenate([self._eval_fn(x).numpy() for x in ds])
     return float(values.mean())
 
   def samples(self, step):
     c = self.config.eval
-    seed = tf.constant([self.config.seed + 3, step], tf.int32)
+    if self._sample_fn is None:
+      self._sample_fn = tf.function(lambda seed: self.model.quantize(
+          self.model.sample(c.num_samples, seed=seed, temperature=c.temperature)))
     with self._ema_weights():
-      v = self.model.sample(c.num_samples, seed=seed, temperature=c.temperature)
-    return self.model.quantize(v).numpy()
+      return self._sample_fn(tf.constant([self.config.seed + 3, step], tf.int32)).numpy()
 
   def _ema_weights(self):
     return contextlib.nullcontext() if self.ema is None else self.ema.swapped()
