@@ -125,7 +125,7 @@ def get_model_builder(name):
   """`build_model` of the plugin called `name`; a clear error if there is none."""
   entries = _discover()
   if name not in entries:
-    raise _unknown("model", name, [n for n in entries])
+    raise _unknown("model", name, models())
   plugin = entries[name].load()
   if plugin.build_model is None:
     raise PluginError(f"Plugin {name!r} ({entries[name].distribution}) provides no "

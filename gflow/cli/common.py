@@ -33,4 +33,22 @@ def run_app(main):
         raise
       print(f"error: {e}", file=sys.stderr)
       return 2
-  app.run(wrapped)
+  app.run(wrapped, flags_parser=_parse_flags)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with a bad `--config.<field>` override as one clear line."""
+  from absl import flags
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:  # ml_collections: no such config field
+    if os.environ.get(DEBUG_ENV):
+      raise
+    detail = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'").replace("\n", " ")
+    overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    print(f"error: unknown config field {detail} (overrides given: {', '.join(overrides)})",
+          file=sys.stderr)
+    sys.exit(2)
+  except flags.Error as e:
+    print(f"error: {e}\nPass --helpshort to see the flags.", file=sys.stderr)
+    sys.exit(2)

@@ -31,7 +31,7 @@ def check_images(array, what, num_levels=256):
   if array.dtype.kind == "f":
     bad = ~np.isfinite(array)
     if bad.any():
-      first = np.argwhere(bad)[0]
+      first = [int(i) for i in np.argwhere(bad)[0]]
       raise ValueError(f"{what}: {int(bad.sum())} non-finite values (NaN/Inf), the first "
                        f"in image {first[0]} at {tuple(first[1:])}. Clean or drop those "
                        "images before training.")

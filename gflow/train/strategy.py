@@ -19,7 +19,7 @@ def make_strategy(name):
     devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
     return tf.distribute.MirroredStrategy(devices)
   if name == "multi_worker":
-    if "TF_CONFIG" not in os.environ:
+    if not os.environ.get("TF_CONFIG"):
       raise ValueError("--strategy=multi_worker needs TF_CONFIG (cluster and task) in the "
                        "environment of every worker.")
     return tf.distribute.MultiWorkerMirroredStrategy()
