@@ -41,16 +41,16 @@ def get_config(arg="digits"):
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64
-  c.train.num_steps = 2000
+  c.train.num_steps = 4000          # ~180 epochs of the 1,438 training digits
   c.train.optimizer = "adamax"
   c.train.learning_rate = 2e-3
   c.train.warmup_steps = 200
-  c.train.decay_rate = 1.0          # multiplied in every `decay_steps` after warm-up
-  c.train.decay_steps = 1000
+  c.train.decay_rate = 0.5          # multiplied in every `decay_steps` after warm-up
+  c.train.decay_steps = 1500
   c.train.grad_clip_norm = 50.0     # 0 = off
   c.train.ema_decay = 0.0           # 0 = off
   c.train.init_batch_size = 512     # ActNorm's data-dependent init batch
-  c.train.jit_compile = False
+  c.train.jit_compile = True        # XLA: ~2x the steps/s on CPU for this model
   c.train.log_every = 100
   c.train.checkpoint_every = 500
   c.train.eval_every = 1000
@@ -73,6 +73,7 @@ def get_config(arg="digits"):
     # openai/glow warms the learning rate up linearly over 10 epochs of 50k images.
     c.train.warmup_steps = 10 * 50_000 // c.train.batch_size
     c.train.init_batch_size = 256
+    c.train.decay_rate = 1.0
     c.train.log_every = 100
     c.train.checkpoint_every = 2000
     c.train.eval_every = 10000

@@ -148,6 +148,7 @@ def test_cifar10_config_builds_and_runs_one_step(tmp_path):
            test=rng.randint(0, 256, (2, 32, 32, 3), np.uint8))
   c.data.name, c.data.path = "npz", str(tmp_path / "cifar_like.npz")
   c.train.batch_size, c.train.init_batch_size, c.train.num_steps = 2, 4, 1
+  c.train.jit_compile = False  # XLA is covered on the small model; keep CPU time bounded
   c.eval.batch_size, c.eval.num_samples = 2, 2
   t = Trainer(c, str(tmp_path / "run"), verbose=False)
   params = sum(int(np.prod(v.shape)) for v in t.model.trainable_variables)
