@@ -9,9 +9,11 @@ A distribution registers a plugin with an entry point in the group
 `PLUGIN` is a `gflow.Plugin`. Every field but `name` is optional:
 
 - `build_model(model_config, event_shape) -> model`: the model named `name`
-  (`--config.model.name=<name>`). For flows, return a `gflow.Flow`; the trainer
-  needs `bits_per_dim`, `initialize`, `is_initialized`, `sample`, `layer` (the
-  Keras layer owning every variable) and `trainable_variables`.
+  (`--config.model.name=<name>`), trained with any config file whose `model`
+  fields the builder reads. For flows, return a `gflow.Flow`; the trainer needs
+  `bits_per_dim`, `initialize`, `is_initialized`, `sample`, `quantize`,
+  `trainable_variables` and `layer` (the Keras layer owning every variable,
+  built so that `layer.variables` is complete).
 - `bijectors`: name → zero-argument factory returning a `BijectorExample`, a
   bijector with an input to check it on. `gflow.testing.check_bijector` runs
   the shared contract on every one, and `gflow-list` shows them.

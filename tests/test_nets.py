@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 from gflow import nets
 from gflow.bijectors import _examples

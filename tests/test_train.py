@@ -49,7 +49,7 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path):
   assert killed_at < steps
   out = subprocess.run(_train_cmd(killed, steps), cwd=REPO, check=True,
                        capture_output=True, text=True).stdout
-  assert f"Resumed from" in out and f"step {killed_at})" in out
+  assert "Resumed from" in out and f"step {killed_at})" in out
   path_a, a = _checkpoint_values(str(full / "checkpoints"))
   path_b, b = _checkpoint_values(str(ckpt))
   assert path_a.endswith(f"-{steps}") and path_b.endswith(f"-{steps}")
@@ -133,6 +133,27 @@ def test_mixed_bfloat16_networks_train_with_float32_log_dets(tmp_path, tiny_conf
   assert all(v.dtype == "float32" for v in t.model.trainable_variables)
   x = tf.constant(t.data.test[:2], tf.float32)
   assert t.model.log_prob(x).dtype == tf.float32
+
+
+def test_every_trainable_variable_gets_a_gradient(tmp_path, tiny_config):
+  t = Trainer(tiny_config, str(tmp_path), verbose=False)
+  x = tf.constant(t.data.train[:8], tf.float32) + 0.5
+  t.model.initialize(x)
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(t.model.bits_per_dim(x))
+  grads = tape.gradient(loss, t.model.trainable_variables)
+  assert len(grads) == len(t.model.layer.trainable_weights) > 0
+  missing = [v.path for v, g in zip(t.model.trainable_variables, grads) if g is None]
+  assert not missing
+
+
+def test_mixed_float16_trains_with_loss_scaling(tmp_path, tiny_config):
+  import keras
+  tiny_config.model.network_dtype = "mixed_float16"
+  tiny_config.train.num_steps = 3
+  t = Trainer(tiny_config, str(tmp_path), verbose=False)
+  assert isinstance(t.optimizer, keras.optimizers.LossScaleOptimizer)
+  assert np.isfinite(t.train())
 
 
 def test_cifar10_config_builds_and_runs_one_step(tmp_path):

@@ -1,6 +1,5 @@
 """Argument checks shared by gflow bijectors (clear errors at trace time)."""
 
-import tensorflow as tf
 
 
 def channels(bijector, x, expected):

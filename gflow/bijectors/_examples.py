@@ -6,14 +6,13 @@ random (seeded) so that no bijector is checked at the identity.
 
 import functools
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from gflow import layers as gl
 from gflow import nets
 from gflow.bijectors.actnorm import ActNorm
-from gflow.bijectors.conv1x1 import Conv1x1, Conv1x1LU
+from gflow.bijectors.conv1x1 import Conv1x1
 from gflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from gflow.bijectors.dequantization import UniformDequantization
 from gflow.bijectors.factor_out import FactorOut

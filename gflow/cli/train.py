@@ -8,7 +8,7 @@ Running the same command again resumes from the last checkpoint.
 
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from gflow.cli import common

@@ -1,7 +1,6 @@
 """The contract between Keras layers that own variables and the bijectors they build."""
 
 import keras
-import tensorflow as tf
 import tensorflow_probability as tfp
 
 __all__ = ["FlowLayer", "SequentialFlow", "is_initialized"]

@@ -8,7 +8,6 @@ devices must be configured before TensorFlow starts.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
