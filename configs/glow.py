@@ -22,8 +22,9 @@ def get_config(arg="digits"):
   c.data = ml_collections.ConfigDict()
   c.data.name = "digits"
   c.data.data_dir = ""      # tfds data_dir (prepared datasets when offline)
-  c.data.path = ""          # for name="folder": a folder of images
+  c.data.path = ""          # name="folder": a folder of images; name="npz": the file
   c.data.image_size = 0     # for name="folder": resize/crop to this size (0 = keep)
+  c.data.channels = 3       # for name="folder": 1 (grey) or 3 (RGB)
   c.data.num_levels = 256
 
   c.model = ml_collections.ConfigDict()
@@ -41,14 +42,14 @@ def get_config(arg="digits"):
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64
-  c.train.num_steps = 4000          # ~180 epochs of the 1,438 training digits
+  c.train.num_steps = 3000          # ~130 epochs of the 1,438 training digits
   c.train.optimizer = "adamax"
   c.train.learning_rate = 2e-3
   c.train.warmup_steps = 200
   c.train.decay_rate = 0.5          # multiplied in every `decay_steps` after warm-up
-  c.train.decay_steps = 1500
+  c.train.decay_steps = 1000
   c.train.grad_clip_norm = 50.0     # 0 = off
-  c.train.ema_decay = 0.0           # 0 = off
+  c.train.ema_decay = 0.999         # 0 = off; evaluation and samples use the average
   c.train.init_batch_size = 512     # ActNorm's data-dependent init batch
   c.train.jit_compile = True        # XLA: ~2x the steps/s on CPU for this model
   c.train.log_every = 100
@@ -74,6 +75,7 @@ def get_config(arg="digits"):
     c.train.warmup_steps = 10 * 50_000 // c.train.batch_size
     c.train.init_batch_size = 256
     c.train.decay_rate = 1.0
+    c.train.ema_decay = 0.0  # openai/glow keeps no average
     c.train.log_every = 100
     c.train.checkpoint_every = 2000
     c.train.eval_every = 10000

@@ -8,7 +8,11 @@ __all__ = ["EMA"]
 
 
 class EMA(tf.Module):
-  """Shadow copies s ← d·s + (1 − d)·v of `variables`.
+  """Shadow copies s ← d_t·s + (1 − d_t)·v of `variables`.
+
+  d_t = min(decay, (1 + t) / (10 + t)) at update t (as tf.train's
+  ExponentialMovingAverage with num_updates): early averages forget the
+  initial weights quickly instead of carrying them for ~1/(1 − decay) steps.
 
   Create it inside `strategy.scope()`; `update()` may run in replica context
   (all replicas hold the same values, so the first replica's write is kept).
@@ -27,10 +31,14 @@ class EMA(tf.Module):
                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
                     name=f"ema_{i}")
         for i, v in enumerate(self._model_vars)]
+    self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates",
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
   def update(self):
+    t = tf.cast(self.updates.assign_add(1), tf.float32)
+    decay = tf.minimum(self.decay, (1.0 + t) / (10.0 + t))
     for s, v in zip(self.shadows, self._model_vars):
-      s.assign(self.decay * s + (1.0 - self.decay) * tf.convert_to_tensor(v))
+      s.assign(decay * s + (1.0 - decay) * tf.convert_to_tensor(v))
 
   def copy_to_model(self):
     for s, v in zip(self.shadows, self._model_vars):
