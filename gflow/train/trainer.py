@@ -140,14 +140,17 @@ class Trainer:
     self.strategy.run(tf.function(self.model.initialize), args=(batch,))
     self._log(f"Initialised from data ({n} images).")
 
-  def _replica_step(self, x):
-    c = self.config.train
-    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+  def _loss_and_grads(self, x):
+    """This replica's share of the loss and its gradients (no cross-replica sync)."""
     with tf.GradientTape() as tape:
       bpd = self.model.bits_per_dim(x)
       loss = tf.reduce_sum(bpd) / self.global_batch
       scaled = self.optimizer.scale_loss(loss)
-    grads = tape.gradient(scaled, self.variables)
+    return loss, tape.gradient(scaled, self.variables)
+
+  def _apply(self, grads):
+    c = self.config.train
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
     if c.grad_clip_norm and not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
       # Clip the global gradient (summed over replicas), as one replica would.
       # The optimizer sums over replicas again, hence the division.
@@ -159,12 +162,31 @@ class Trainer:
     self.optimizer.apply(grads, self.variables)
     if self.ema is not None:
       self.ema.update()
+
+  def _replica_step(self, x):
+    loss, grads = self._loss_and_grads(x)
+    self._apply(grads)
     return loss
 
   def _make_train_step(self):
+    """The distributed step. With `train.jit_compile`, XLA compiles the whole
+    step on one device; with several replicas it compiles each replica's loss
+    and gradients (cross-replica reductions cannot sit inside a nested
+    compiled function), and the all-reduce and update run around it."""
     replica_step = self._replica_step
-    if self.config.train.jit_compile:
-      replica_step = tf.function(replica_step, jit_compile=True)
+    if self.config.train.jit_compile and self.strategy.num_replicas_in_sync == 1:
+      replica_step = tf.function(self._replica_step, jit_compile=True)
+    elif self.config.train.jit_compile:
+      compiled = {}  # per replica: a trace captures that replica's variable copies
+
+      def replica_step(x):
+        ctx = tf.distribute.get_replica_context()
+        rid = int(tf.get_static_value(ctx.replica_id_in_sync_group))
+        if rid not in compiled:
+          compiled[rid] = tf.function(self._loss_and_grads, jit_compile=True)
+        loss, grads = compiled[rid](x)
+        self._apply(grads)
+        return loss
 
     @tf.function
     def step(iterator):
