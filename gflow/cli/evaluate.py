@@ -15,19 +15,15 @@ flags.mark_flag_as_required("workdir")
 
 def main(argv):
   common.reject_extra_args(argv)
-  import numpy as np
+  import tensorflow as tf
 
   import gflow
   from gflow import data as gdata
-  from gflow.train import load_run
+  from gflow.train.trainer import eval_bits_per_dim, load_run
   config, _ = load_run(_WORKDIR.value)
   model = gflow.load(_WORKDIR.value, use_ema=_EMA.value)
-  test = gdata.load(config.data).test
-  # The noise seed matches the trainer's evaluation, so both print the same figure.
-  ds = gdata.eval_dataset(test, _BATCH.value or config.eval.batch_size, seed=config.seed + 2)
-  import tensorflow as tf
-  bpd = tf.function(model.bits_per_dim)
-  values = np.concatenate([bpd(x).numpy() for x in ds])
+  values = eval_bits_per_dim(tf.function(model.bits_per_dim), gdata.load(config.data).test,
+                             config, batch_size=_BATCH.value or None)
   print(f"test images: {len(values)}")
   print(f"test bits/dim: {values.mean():.4f}")
   return 0

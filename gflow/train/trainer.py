@@ -27,8 +27,8 @@ from gflow.train.ema import EMA
 from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
 
-__all__ = ["Trainer", "TrainingDiverged", "build_model", "load_run", "CONFIG_FILE",
-           "RUN_FILE"]
+__all__ = ["Trainer", "TrainingDiverged", "build_model", "load_run", "eval_bits_per_dim",
+           "CONFIG_FILE", "RUN_FILE"]
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"  # what the model was built for (event shape, data)
@@ -197,13 +197,10 @@ class Trainer:
   # -- phase 5: evaluation and samples ---------------------------------------
   def evaluate(self):
     """Test bits/dim (EMA weights if enabled): mean over the test images."""
-    ds = gdata.eval_dataset(self.data.test, self.config.eval.batch_size,
-                            seed=self.config.seed + 2)
     if self._eval_fn is None:
       self._eval_fn = tf.function(self.model.bits_per_dim)
     with self._ema_weights():
-      values = np.concatenate([self._eval_fn(x).numpy() for x in ds])
-    return float(values.mean())
+      return float(eval_bits_per_dim(self._eval_fn, self.data.test, self.config).mean())
 
   def samples(self, step):
     c = self.config.eval
@@ -301,6 +298,14 @@ class Trainer:
   def _log(self, message):
     if self.verbose:
       print(message, flush=True)
+
+
+def eval_bits_per_dim(bits_per_dim, test_images, config, batch_size=None):
+  """Per-image bits/dim of the test set, dequantized with the run's fixed eval
+  noise (so training and `gflow-eval` print the same figure)."""
+  ds = gdata.eval_dataset(test_images, batch_size or config.eval.batch_size,
+                          seed=config.seed + 2)
+  return np.concatenate([np.asarray(bits_per_dim(x)) for x in ds])
 
 
 def load_run(workdir):
