@@ -59,12 +59,17 @@ class FactorOut(tfb.Bijector):
     log_sigma, mu = tf.split(h, 2, axis=-1)
     return log_sigma, mu
 
+  def normalize_factored(self, x1, x2):
+    """(z₂, log|det| of x₂ ↦ z₂) = ((x₂ − μ(x₁)) e^{−log σ(x₁)}, −Σ log σ(x₁))."""
+    if self._prior_network is None:
+      return x2, tf.zeros(tf.shape(x2)[:-3], x2.dtype)
+    log_sigma, mu = self._prior(x1, x2.shape[-1])
+    return (x2 - mu) * tf.exp(-log_sigma), -tf.reduce_sum(log_sigma, axis=[-3, -2, -1])
+
   def _forward(self, x):
     x1, x2 = self._split(x)
-    if self._prior_network is not None:
-      log_sigma, mu = self._prior(x1, x2.shape[-1])
-      x2 = (x2 - mu) * tf.exp(-log_sigma)
-    return tf.concat([self._inner.forward(x1), x2], axis=-1)
+    z2, _ = self.normalize_factored(x1, x2)
+    return tf.concat([self._inner.forward(x1), z2], axis=-1)
 
   def _inverse(self, y):
     z1, z2 = self._split(y)
@@ -76,8 +81,6 @@ class FactorOut(tfb.Bijector):
 
   def _forward_log_det_jacobian(self, x):
     x1, x2 = self._split(x)
-    ldj = self._inner.forward_log_det_jacobian(x1, event_ndims=3)
-    if self._prior_network is not None:
-      log_sigma, _ = self._prior(x1, x2.shape[-1])
-      ldj = ldj - tf.reduce_sum(log_sigma, axis=[-3, -2, -1])
+    _, prior_ldj = self.normalize_factored(x1, x2)
+    ldj = self._inner.forward_log_det_jacobian(x1, event_ndims=3) + prior_ldj
     return tf.broadcast_to(ldj, tf.shape(x)[:-3])

@@ -41,15 +41,13 @@ class FactorOutLayer(FlowLayer):
   def forward_and_log_det(self, x, event_ndims):
     if event_ndims != 3:
       raise ValueError(f"FactorOutLayer acts on NHWC events; got event_ndims={event_ndims}.")
+    split = FactorOut(prior_network=self.prior, name=self.name)  # the prior's math only
     c = x.shape[-1]
     x1, x2 = tf.split(x, [c - c // 2, c // 2], axis=-1)
     z1, ldj = (self.inner.forward_and_log_det(x1, 3) if self.inner is not None
                else (x1, 0.))
-    if self.prior is not None:
-      log_sigma, mu = tf.split(tf.cast(self.prior(x1), x1.dtype), 2, axis=-1)
-      x2 = (x2 - mu) * tf.exp(-log_sigma)
-      ldj -= tf.reduce_sum(log_sigma, axis=[-3, -2, -1])
-    return tf.concat([z1, x2], axis=-1), ldj
+    z2, prior_ldj = split.normalize_factored(x1, x2)
+    return tf.concat([z1, z2], axis=-1), ldj + prior_ldj
 
   def initialize(self, x):
     c = x.shape[-1]
