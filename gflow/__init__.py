@@ -1,10 +1,10 @@
 """gflow: plugin-based normalizing flows on TensorFlow 2, Keras 3 and TFP."""
 
 from gflow import bijectors, layers, nets, registry
-from gflow.flows import Flow
+from gflow.flows import AugmentedFlow, Flow
 from gflow.plugin import BijectorExample, Plugin
 
-__all__ = ["BijectorExample", "Flow", "Plugin", "bijectors", "layers", "load", "nets",
+__all__ = ["AugmentedFlow", "BijectorExample", "Flow", "Plugin", "bijectors", "layers", "load", "nets",
            "registry"]
 
 __version__ = "0.1.0"

@@ -12,8 +12,10 @@ import tensorflow as tf
 from gflow import layers as gl
 from gflow import nets
 from gflow.bijectors.actnorm import ActNorm
+from gflow.bijectors.channel_swap import ChannelSwap
 from gflow.bijectors.conv1x1 import Conv1x1
 from gflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
+from gflow.bijectors.cross_unit_coupling import CrossUnitCoupling
 from gflow.bijectors.dequantization import UniformDequantization
 from gflow.bijectors.factor_out import FactorOut
 from gflow.bijectors.squeeze import Squeeze
@@ -100,6 +102,24 @@ def dequantization(dtype):
   return BijectorExample(UniformDequantization(256), x, 3)
 
 
+def cross_unit_coupling(dtype):
+  """[z (3 channels), e (1)] with (μ, log σ) from a CrossUnitNet over a 5-channel context."""
+  net = nets.CrossUnitNet(1, dtype=dtype)
+  net.build((None, 4, 4, 5))
+  randomize(net, scale=0.3, seed=10)
+  context = _x(dtype, (2, 4, 4, 5), seed=11)
+  return BijectorExample(CrossUnitCoupling(1, network=net, context=context), _x(dtype), 3,
+                         owner=net)
+
+
+def cross_unit_coupling_white(dtype):
+  return BijectorExample(CrossUnitCoupling(2), _x(dtype), 3)
+
+
+def channel_swap(dtype):
+  return BijectorExample(ChannelSwap(), _x(dtype, (2, 4, 4, 5)), 3)
+
+
 PLUGIN = Plugin(
     name="gflow_core",
     description="gflow's layer library (bijectors only)",
@@ -115,5 +135,8 @@ PLUGIN = Plugin(
         "additive_coupling": additive,
         "factor_out": factor_out,
         "uniform_dequantization": dequantization,
+        "cross_unit_coupling": cross_unit_coupling,
+        "cross_unit_coupling_white": cross_unit_coupling_white,
+        "channel_swap": channel_swap,
     },
 )

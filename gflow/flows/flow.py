@@ -7,6 +7,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from gflow.bijectors.dequantization import UniformDequantization
+from gflow.flows.noise import Noise
 from gflow.layers.base import is_initialized
 
 tfb = tfp.bijectors
@@ -110,13 +111,13 @@ class Flow(tfd.Distribution):
   def log_prob(self, value, name="log_prob", **kwargs):
     return super().log_prob(self._check_value(value, "log_prob"), name=name, **kwargs)
 
-  def _log_prob(self, x):
+  def _log_prob(self, x, training=False):
     n = self._event_shape_static.rank
     ldj = 0.
     if self._dequantization is not None:
       ldj = self._dequantization.forward_log_det_jacobian(x, event_ndims=n)
       x = self._dequantization.forward(x)
-    z, flow_ldj = self._layer.forward_and_log_det(x, n)
+    z, flow_ldj = self._layer.forward_and_log_det(x, n, training=training)
     ldj += flow_ldj
     log_base = -0.5 * tf.reduce_sum(tf.square(z), axis=list(range(-n, 0)))
     return log_base - 0.5 * self.num_dims * math.log(2 * math.pi) + ldj
@@ -129,19 +130,23 @@ class Flow(tfd.Distribution):
         tf.concat([[n], self._event_shape_tensor()], 0), seed=seed) * temperature
     return self.bijector.inverse(z)
 
-  def bits_per_dim(self, x, seed=None):
+  def bits_per_dim(self, x, seed=None, training=False):
     """−log₂ p(x) / D per example.
 
     Integer images are dequantized with U[0, 1) noise drawn statelessly from
-    `seed` (default: a fixed seed, so the figure is repeatable); the result is
-    then the dequantization bound on the discrete bits/dim.
+    `seed` (an int, a [2] seed or a `gflow.flows.Noise`; default: a fixed seed,
+    so the figure is repeatable); the result is then the dequantization bound
+    on the discrete bits/dim. Float input is taken as already dequantized.
     """
     x = tf.convert_to_tensor(x)
     if x.dtype.is_integer:
       if self._dequantization is None:
         raise TypeError(f"{self.name} models continuous data; got {x.dtype.name}.")
-      x = self.dequantize(x, seed)
-    return -self.log_prob(x) / (self.num_dims * math.log(2.))
+      if isinstance(seed, Noise):
+        x = tf.cast(x, tf.float32) + seed.uniform([tf.shape(x)[0], *x.shape[1:]], 0)
+      else:
+        x = self.dequantize(x, seed)
+    return -self.log_prob(x, training=training) / (self.num_dims * math.log(2.))
 
   def dequantize(self, x, seed=None):
     """x + U[0, 1) noise (stateless, from `seed`), in level units."""
@@ -152,8 +157,10 @@ class Flow(tfd.Distribution):
     """Samples in level units → integer images."""
     return self._dequantization.quantize(v)
 
-  def initialize(self, x):
+  def initialize(self, x, seed=None):
     """Data-dependent initialisation (ActNorm) from a batch in level units.
+
+    `seed` is accepted for the interface shared with stochastic flows and unused.
 
     Call it once before training, inside `strategy.run` under a strategy (the
     statistics are then those of the global batch). Returns the latent.

@@ -2,13 +2,18 @@
 
 from gflow.layers.actnorm import ActNormLayer
 from gflow.layers.base import FlowLayer, SequentialFlow, is_initialized
+from gflow.layers.channel_swap import ChannelSwapLayer
 from gflow.layers.conv1x1 import Conv1x1Layer
 from gflow.layers.coupling import CouplingLayer
+from gflow.layers.cross_unit_block import CrossUnitBlock
 from gflow.layers.factor_out import FactorOutLayer
 from gflow.layers.learned_prior import LearnedPriorLayer
+from gflow.layers.multiscale import MultiScale
 from gflow.layers.squeeze import SqueezeLayer
+from gflow.layers.stochastic import StochasticFlowLayer, StochasticSequential
 
 __all__ = [
-    "ActNormLayer", "Conv1x1Layer", "CouplingLayer", "FactorOutLayer", "FlowLayer",
-    "LearnedPriorLayer", "SequentialFlow", "SqueezeLayer", "is_initialized",
+    "ActNormLayer", "ChannelSwapLayer", "Conv1x1Layer", "CouplingLayer", "CrossUnitBlock",
+    "FactorOutLayer", "FlowLayer", "LearnedPriorLayer", "MultiScale", "SequentialFlow",
+    "SqueezeLayer", "StochasticFlowLayer", "StochasticSequential", "is_initialized",
 ]

@@ -31,12 +31,14 @@ class FlowLayer(keras.layers.Layer):
   def call(self, x):
     return self.bijector().forward(x)
 
-  def forward_and_log_det(self, x, event_ndims):
+  def forward_and_log_det(self, x, event_ndims, training=False):
     """(forward(x), log|det J| summed over the last `event_ndims` axes) in one pass.
 
     The training path: it equals `bijector()`'s forward and fldj (tested) but
     evaluates every coupling network once and skips TFP's nested-Chain
-    bookkeeping, which dominates tracing time for deep flows.
+    bookkeeping, which dominates tracing time for deep flows. `training` reaches
+    networks with training-time behaviour (BatchNorm); `bijector()` always
+    builds them in inference mode.
     """
     b = self.bijector()
     joint = getattr(b, "forward_and_log_det", None)
@@ -71,10 +73,10 @@ class SequentialFlow(FlowLayer):
     return tfp.bijectors.Chain([l.bijector() for l in reversed(self.flow_layers)],
                                name=self.name)
 
-  def forward_and_log_det(self, x, event_ndims):
+  def forward_and_log_det(self, x, event_ndims, training=False):
     total = 0.
     for layer in self.flow_layers:
-      x, ldj = layer.forward_and_log_det(x, event_ndims)
+      x, ldj = layer.forward_and_log_det(x, event_ndims, training=training)
       total += ldj
     return x, total
 

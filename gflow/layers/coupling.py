@@ -1,5 +1,7 @@
 """Keras owner of a coupling network, building affine or additive coupling bijectors."""
 
+import functools
+
 from gflow.bijectors.coupling import AdditiveCoupling, AffineCoupling, log_scale_fn
 from gflow.layers.base import FlowLayer
 
@@ -36,8 +38,12 @@ class CouplingLayer(FlowLayer):
     self.network = self.network_fn(2 * c2 if self.kind == "affine" else c2)
     self.network.build(tuple(input_shape[:-1]) + (c - c2,))
 
-  def bijector(self):
+  def bijector(self, training=False):
+    network = functools.partial(self.network, training=True) if training else self.network
     if self.kind == "affine":
-      return AffineCoupling(self.network, scale_fn=self.scale_fn,
+      return AffineCoupling(network, scale_fn=self.scale_fn,
                             event_ndims=self.event_ndims, name=self.name)
-    return AdditiveCoupling(self.network, event_ndims=self.event_ndims, name=self.name)
+    return AdditiveCoupling(network, event_ndims=self.event_ndims, name=self.name)
+
+  def forward_and_log_det(self, x, event_ndims, training=False):
+    return self.bijector(training=training).forward_and_log_det(x, event_ndims)

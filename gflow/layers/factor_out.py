@@ -38,13 +38,13 @@ class FactorOutLayer(FlowLayer):
     inner = self.inner.bijector() if self.inner is not None else None
     return FactorOut(inner, prior_network=self.prior, name=self.name)
 
-  def forward_and_log_det(self, x, event_ndims):
+  def forward_and_log_det(self, x, event_ndims, training=False):
     if event_ndims != 3:
       raise ValueError(f"FactorOutLayer acts on NHWC events; got event_ndims={event_ndims}.")
     split = FactorOut(prior_network=self.prior, name=self.name)  # the prior's math only
     c = x.shape[-1]
     x1, x2 = tf.split(x, [c - c // 2, c // 2], axis=-1)
-    z1, ldj = (self.inner.forward_and_log_det(x1, 3) if self.inner is not None
+    z1, ldj = (self.inner.forward_and_log_det(x1, 3, training=training) if self.inner is not None
                else (x1, 0.))
     z2, prior_ldj = split.normalize_factored(x1, x2)
     return tf.concat([z1, z2], axis=-1), ldj + prior_ldj
