@@ -2,8 +2,12 @@
 
     gflow-train --config=configs/glow.py:digits --workdir=runs/digits \
         [--config.train.batch_size=32] [--strategy=mirrored]
+    gflow-train --finetune_from=runs/digits --workdir=runs/digits_ft
 
-Running the same command again resumes from the last checkpoint.
+Running the same command again resumes from the last checkpoint. With
+`--finetune_from`, the config is the trained run's (saved in its workdir) and
+training continues from its weights at the constant fine-tuning learning rate
+(`train.finetune_learning_rate`, `train.finetune_steps`).
 """
 
 import sys
@@ -16,16 +20,29 @@ from gflow.cli import common
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/glow.py:digits.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, summaries and samples go.")
+_FINETUNE = flags.DEFINE_string("finetune_from", None,
+                                "A trained workdir: fine-tune its model (no --config needed).")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                               "tf.distribute strategy.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
   common.reject_extra_args(argv)
   from gflow.train import Trainer, TrainingDiverged, make_strategy
+  from gflow.train.trainer import finetune_config, load_run
+  config = _CONFIG.value
+  if _FINETUNE.value:
+    if config is not None:
+      raise ValueError("--finetune_from takes the trained run's config; drop --config.")
+    if _FINETUNE.value == _WORKDIR.value:
+      raise ValueError("--finetune_from and --workdir must differ: the fine-tuning run "
+                       "keeps its own checkpoints.")
+    config = finetune_config(load_run(_FINETUNE.value)[0])
+  elif config is None:
+    raise ValueError("--config is required (or --finetune_from=<trained workdir>).")
   strategy = make_strategy(_STRATEGY.value)
-  trainer = Trainer(_CONFIG.value, _WORKDIR.value, strategy)
+  trainer = Trainer(config, _WORKDIR.value, strategy, init_from=_FINETUNE.value)
   try:
     bpd = trainer.train()
   except TrainingDiverged as e:

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from gflow import data as gdata
 from gflow import registry
+from gflow.flows.noise import Noise
 from gflow.io.images import save_png
 from gflow.train.checkpoint import check_model_entries, model_variables
 from gflow.train.ema import EMA
@@ -28,10 +29,12 @@ from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
 
 __all__ = ["Trainer", "TrainingDiverged", "build_model", "load_run", "eval_bits_per_dim",
+           "finetune_config",
            "CONFIG_FILE", "RUN_FILE"]
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"  # what the model was built for (event shape, data)
+_TRAIN_NOISE, _INIT_NOISE = 1, 2  # noise streams (augmentation, dequantization)
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax}
 POLICIES = ("", "float32", "mixed_bfloat16", "mixed_float16")
 
@@ -55,9 +58,10 @@ def _as_float(x):
 class Trainer:
   """Trains the model of `config` in `workdir` under `strategy`."""
 
-  def __init__(self, config, workdir, strategy=None, verbose=True):
+  def __init__(self, config, workdir, strategy=None, verbose=True, init_from=None):
     self.config = config
     self.workdir = workdir
+    self.init_from = init_from  # a trained workdir whose weights start this run
     self.strategy = strategy or tf.distribute.get_strategy()
     self.chief = self.strategy.extended.should_checkpoint
     self.verbose = verbose and self.chief
@@ -93,7 +97,7 @@ class Trainer:
       self.model = build_model(self.config, self.data.event_shape)
       self.variables = list(self.model.trainable_variables)
       schedule = WarmupExponentialDecay(c.learning_rate, c.warmup_steps, c.decay_rate,
-                                        c.decay_steps)
+                                        c.decay_steps, c.get("decay_staircase", False))
       opt = OPTIMIZERS[c.optimizer](learning_rate=schedule)
       if self.config.model.get("network_dtype") == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
@@ -128,6 +132,19 @@ class Trainer:
       self._log(f"Resumed from {path} (step {int(self.step.numpy())}).")
     return int(self.step.numpy())
 
+  def _load_weights(self, workdir):
+    """The model (and EMA) weights of another run's last checkpoint; the
+    optimizer and step start afresh (fine-tuning)."""
+    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if path is None:
+      raise FileNotFoundError(f"{workdir!r} has no checkpoint to fine-tune from.")
+    check_model_entries(path, self.checkpoint.model)
+    items = dict(model=self.checkpoint.model)
+    if self.ema is not None:
+      items["ema"] = self.ema
+    tf.train.Checkpoint(**items).restore(path).expect_partial()
+    self._log(f"Fine-tuning from {path}.")
+
   def save(self):
     self.manager.save(checkpoint_number=int(self.step.numpy()))
 
@@ -137,13 +154,30 @@ class Trainer:
     n = min(self.config.train.init_batch_size, len(self.data.train))
     n -= n % self.strategy.num_replicas_in_sync
     batch = next(iter(self._dataset(n, 0, seed_offset=1)))
-    self.strategy.run(tf.function(self.model.initialize), args=(batch,))
+
+    def init(x):
+      return self.model.initialize(x, seed=self._noise(x, _INIT_NOISE, n))
+    self.strategy.run(tf.function(init), args=(batch,))
     self._log(f"Initialised from data ({n} images).")
+
+  def _noise(self, x, stream, global_batch):
+    """This replica's rows of the noise of a global batch: a stateless function of
+    (config.seed, stream, step), so a resumed run and any number of replicas draw
+    what one uninterrupted replica would."""
+    seed = tf.stack([tf.constant(self.config.seed, tf.int32),
+                     tf.cast(self.step, tf.int32) + 1])
+    seed = tf.random.experimental.stateless_fold_in(seed, stream)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+      return Noise(seed)
+    offset = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * tf.shape(x)[0]
+    return Noise(seed, offset=offset, global_batch=global_batch)
 
   def _loss_and_grads(self, x):
     """This replica's share of the loss and its gradients (no cross-replica sync)."""
     with tf.GradientTape() as tape:
-      bpd = self.model.bits_per_dim(x)
+      noise = self._noise(x, _TRAIN_NOISE, self.global_batch)
+      bpd = self.model.bits_per_dim(x, seed=noise, training=True)
       loss = tf.reduce_sum(bpd) / self.global_batch
       scaled = self.optimizer.scale_loss(loss)
     return loss, tape.gradient(scaled, self.variables)
@@ -219,6 +253,8 @@ class Trainer:
     c = self.config.train
     self.save_config()
     start = self.restore()
+    if start == 0 and self.init_from:
+      self._load_weights(self.init_from)
     if not self.model.is_initialized():
       self.initialize()
     if self._train_step is None:
@@ -298,6 +334,20 @@ class Trainer:
   def _log(self, message):
     if self.verbose:
       print(message, flush=True)
+
+
+def finetune_config(config):
+  """The config of a fine-tuning phase after `config`'s training: a constant
+  `train.finetune_learning_rate` (default 2e-5, DenseFlow's) for
+  `train.finetune_steps` (default a tenth of the training steps)."""
+  c = config.copy_and_resolve_references()
+  t = c.train
+  lr = t.get("finetune_learning_rate", 2e-5)
+  steps = t.get("finetune_steps", max(1, t.num_steps // 10))
+  with c.unlocked():
+    t.learning_rate, t.num_steps = lr, steps
+    t.warmup_steps, t.decay_rate, t.decay_staircase = 0, 1.0, False
+  return c
 
 
 def eval_bits_per_dim(bits_per_dim, test_images, config, batch_size=None):

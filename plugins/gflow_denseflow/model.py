@@ -1,0 +1,92 @@
+"""DenseFlow-L-k (Grcić et al. 2021): blocks of densely augmented units of glow-like modules.
+
+    squeeze → block₁ → [squeeze, split] → block₂ → … → block_B → per-channel prior
+
+A module is ActNorm → invertible 1x1 conv → affine coupling (scale
+exp(2·tanh(h/2))) → channel swap; a unit is N modules; a block is M units with
+cross-unit coupling (growth-rate noise channels) between consecutive units.
+Between blocks, squeeze and factor half of the channels out to N(0, I).
+"""
+
+import functools
+
+from gflow import layers as gl
+from gflow import nets
+from gflow.flows import AugmentedFlow
+
+__all__ = ["build_denseflow", "build_model", "glow_like_module", "COUPLINGS", "DEQUANTIZATIONS"]
+
+COUPLINGS = ("dense", "glow")
+DEQUANTIZATIONS = ("variational", "uniform")
+
+
+def glow_like_module(network_fn):
+  """ActNorm → LU 1x1 conv → affine coupling (exp(2·tanh(h/2)) scale) → channel swap."""
+  return gl.SequentialFlow([
+      gl.ActNormLayer(),
+      gl.Conv1x1Layer(lu=True),
+      gl.CouplingLayer(network_fn, kind="affine", scale_fn="exp_tanh"),
+      gl.ChannelSwapLayer(),
+  ])
+
+
+def coupling_network_fn(model_config):
+  """The intra-unit coupling network factory `f(out_channels)` the config names."""
+  c = model_config
+  dtype = c.get("network_dtype") or None
+  if c.coupling == "dense":
+    return functools.partial(
+        nets.DenseFlowCouplingNet, width=c.width, depth=c.dense_depth, growth=c.dense_growth,
+        embed_dim=c.embed_dim, num_landmarks=c.num_landmarks,
+        pinv_iterations=c.pinv_iterations, attention=c.attention, dtype=dtype)
+  if c.coupling == "glow":
+    return functools.partial(nets.GlowCNN, width=c.glow_width, dtype=dtype)
+  raise ValueError(f"Unknown coupling {c.coupling!r}; choose one of {COUPLINGS}.")
+
+
+def build_denseflow(units, modules, growth, network_fn, augment=True, preconditioned=True,
+                    context="all"):
+  """The DenseFlow flow layer: `units[b]` units of `modules[b]` modules in block b."""
+  if len(units) != len(modules) or not units:
+    raise ValueError(f"DenseFlow needs one modules-per-unit count per block; got units="
+                     f"{list(units)} and modules={list(modules)}.")
+  if min(units) < 1 or min(modules) < 1:
+    raise ValueError(f"DenseFlow needs >= 1 unit and module per block; got units="
+                     f"{list(units)}, modules={list(modules)}.")
+  inner = None
+  for b in reversed(range(len(units))):
+    block = gl.CrossUnitBlock(
+        [gl.SequentialFlow([glow_like_module(network_fn) for _ in range(modules[b])],
+                           name=f"block{b}_unit{u}") for u in range(units[b])],
+        growth, augment=augment, preconditioned=preconditioned, context=context,
+        name=f"block{b}")
+    if inner is None:  # the last block: scored by a learned per-channel Gaussian
+      stack = [block, gl.LearnedPriorLayer(per_channel=True, name="top_prior")]
+    else:
+      stack = [block, gl.MultiScale(inner, name=f"split{b}")]
+    inner = gl.StochasticSequential(stack, name=f"level{b}")
+  return gl.StochasticSequential([gl.SqueezeLayer(name="squeeze"), inner], name="denseflow")
+
+
+def build_model(model_config, event_shape):
+  """DenseFlow as a `gflow.AugmentedFlow` over images of `event_shape` (H, W, C)."""
+  c = model_config
+  h, w, _ = event_shape
+  scale = 2 ** len(c.units)
+  if h % scale or w % scale:
+    raise ValueError(f"DenseFlow with {len(c.units)} blocks squeezes by {scale}; image size "
+                     f"{h}x{w} is not divisible.")
+  if c.dequantization not in DEQUANTIZATIONS:
+    raise ValueError(f"Unknown dequantization {c.dequantization!r}; choose one of "
+                     f"{DEQUANTIZATIONS}.")
+  flow = build_denseflow(tuple(c.units), tuple(c.modules), c.growth, coupling_network_fn(c),
+                         augment=c.augment, preconditioned=c.preconditioned,
+                         context=c.noise_context)
+  dequantizer = None
+  if c.dequantization == "variational":
+    d = c.dequantizer
+    dequantizer = gl.VariationalDequantization(
+        num_levels=c.num_levels, num_steps=d.steps, context_channels=d.context_channels,
+        width=d.width, depth=d.depth, growth=d.growth, name="dequantizer")
+  return AugmentedFlow(flow, event_shape, dequantizer=dequantizer, num_levels=c.num_levels,
+                       name="DenseFlow")
