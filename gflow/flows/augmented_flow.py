@@ -74,6 +74,7 @@ class AugmentedFlow(tfd.Distribution):
       if dequantizer is not None and not dequantizer.built:
         dequantizer.build(batch_shape)
       self._latent_shape = tuple(flow.compute_output_shape(batch_shape)[1:])
+      self._chunk_fn = None
       super().__init__(
           dtype=tf.float32,
           reparameterization_type=tfd.FULLY_REPARAMETERIZED,
@@ -164,26 +165,38 @@ class AugmentedFlow(tfd.Distribution):
       u, log_q = self.dequantizer.sample(x, noise.fold(_DEQUANT), training=training)
     return self._continuous_log_weight(x + u, noise, training) - log_q
 
-  def _importance_weighted(self, fn, x, num_samples, noise, chunk_size):
-    """logsumexp over K draws of log w − log K, K drawn `chunk_size` at a time."""
-    if num_samples == 1:
-      return fn(x, noise)
-    if not isinstance(num_samples, int) or num_samples < 1:
+  def _importance_weighted(self, x, noise, num_samples, chunk_size, discrete, training):
+    """logsumexp over K joint draws of log w − log K, K drawn `chunk_size` at a time.
+
+    Each chunk is one compiled call over the batch tiled k times, so K = 1000
+    fits in memory at any batch size that one chunk fits.
+    """
+    if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
       raise ValueError(f"num_samples must be a positive int; got {num_samples!r}.")
+    if num_samples == 1:
+      return self._log_weight(x, noise, discrete, training)
     chunk = max(1, min(chunk_size or num_samples, num_samples))
+    if self._chunk_fn is None:
+      self._chunk_fn = tf.function(self._chunk, reduce_retracing=True)
     total = None
     for j, start in enumerate(range(0, num_samples, chunk)):
       k = min(chunk, num_samples - start)
-      lw = self._chunk(fn, x, k, noise.fold(j))
-      lw = tf.reduce_logsumexp(lw, axis=0)
+      sub = noise.fold(j)
+      lw = self._chunk_fn(x, k, sub.seed, discrete, training)
       total = lw if total is None else tf.reduce_logsumexp(tf.stack([total, lw]), axis=0)
     return total - math.log(num_samples)
 
-  def _chunk(self, fn, x, k, noise):
-    """log w for k joint draws per example: [k, N] (x tiled k times, sample-major)."""
+  def _log_weight(self, x, noise, discrete, training):
+    if discrete:
+      return self._discrete_log_weight(x, noise, training)
+    return self._continuous_log_weight(x, noise, training)
+
+  def _chunk(self, x, k, seed, discrete, training):
+    """logsumexp over k draws per example of log w ([N]); x is tiled k times."""
     n = tf.shape(x)[0]
     tiled = tf.reshape(tf.tile(x[None], [k, 1, 1, 1, 1]), [-1, *x.shape[1:]])
-    return tf.reshape(fn(tiled, noise), [k, n])
+    lw = self._log_weight(tiled, Noise(seed), discrete, training)
+    return tf.reduce_logsumexp(tf.reshape(lw, [k, n]), axis=0)
 
   # -- the TFP interface and friends -------------------------------------------------
   def log_prob(self, value, name="log_prob", **kwargs):
@@ -194,9 +207,8 @@ class AugmentedFlow(tfd.Distribution):
     return super().log_prob(tf.cast(value, self.dtype), name=name, **kwargs)
 
   def _log_prob(self, v, seed=None, num_samples=1, chunk_size=None, training=False):
-    noise = Noise.coerce(seed)
-    fn = lambda t, nz: self._continuous_log_weight(t, nz, training)
-    return self._importance_weighted(fn, v, num_samples, noise, chunk_size)
+    return self._importance_weighted(v, Noise.coerce(seed), num_samples, chunk_size,
+                                     discrete=False, training=training)
 
   def log_likelihood(self, x, seed=None, num_samples=1, chunk_size=None, training=False):
     """Estimate of log P(x) for integer images x (a bound in expectation, K joint samples).
@@ -211,8 +223,8 @@ class AugmentedFlow(tfd.Distribution):
       return self._continuous_log_weight(tf.cast(x, tf.float32), noise, training)
     if x.dtype.is_floating:
       x = tf.floor(x)
-    fn = lambda t, nz: self._discrete_log_weight(t, nz, training)
-    return self._importance_weighted(fn, x, num_samples, noise, chunk_size)
+    return self._importance_weighted(tf.cast(x, tf.float32), noise, num_samples, chunk_size,
+                                     discrete=True, training=training)
 
   def bits_per_dim(self, x, seed=None, num_samples=1, chunk_size=None, training=False):
     """−log₂ P̂(x) / D per example, from `log_likelihood`."""

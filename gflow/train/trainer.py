@@ -29,7 +29,7 @@ from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
 
 __all__ = ["Trainer", "TrainingDiverged", "build_model", "load_run", "eval_bits_per_dim",
-           "finetune_config",
+           "finetune_config", "importance_weighted_bits_per_dim",
            "CONFIG_FILE", "RUN_FILE"]
 
 CONFIG_FILE = "config.json"
@@ -356,6 +356,25 @@ def eval_bits_per_dim(bits_per_dim, test_images, config, batch_size=None):
   ds = gdata.eval_dataset(test_images, batch_size or config.eval.batch_size,
                           seed=config.seed + 2)
   return np.concatenate([np.asarray(bits_per_dim(x)) for x in ds])
+
+
+def importance_weighted_bits_per_dim(model, test_images, config, num_samples, chunk_size=None,
+                                    batch_size=None, seed=None):
+  """Per-image bits/dim from K joint samples of all the model's noise
+  (logsumexp − log K), evaluated `chunk_size` samples at a time, BatchNorm in
+  inference mode. Deterministic given the run's seed."""
+  if not hasattr(model, "log_likelihood"):
+    raise ValueError(f"{model.name} has no noise to importance-sample: its bits/dim is "
+                     f"exact (use num_importance_samples=1).")
+  chunk = chunk_size or config.eval.get("importance_chunk", 50)
+  batch = batch_size or max(1, config.eval.batch_size // min(chunk, num_samples))
+  seed = config.seed + 4 if seed is None else seed
+  out = []
+  for i in range(0, len(test_images), batch):
+    x = tf.constant(test_images[i:i + batch])
+    bpd = model.bits_per_dim(x, seed=[seed, i], num_samples=num_samples, chunk_size=chunk)
+    out.append(np.asarray(bpd))
+  return np.concatenate(out)
 
 
 def load_run(workdir):
