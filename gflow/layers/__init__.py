@@ -11,9 +11,11 @@ from gflow.layers.learned_prior import LearnedPriorLayer
 from gflow.layers.multiscale import MultiScale
 from gflow.layers.squeeze import SqueezeLayer
 from gflow.layers.stochastic import StochasticFlowLayer, StochasticSequential
+from gflow.layers.variational_dequantization import VariationalDequantization
 
 __all__ = [
     "ActNormLayer", "ChannelSwapLayer", "Conv1x1Layer", "CouplingLayer", "CrossUnitBlock",
     "FactorOutLayer", "FlowLayer", "LearnedPriorLayer", "MultiScale", "SequentialFlow",
-    "SqueezeLayer", "StochasticFlowLayer", "StochasticSequential", "is_initialized",
+    "SqueezeLayer", "StochasticFlowLayer", "StochasticSequential", "VariationalDequantization",
+    "is_initialized",
 ]
