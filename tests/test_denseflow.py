@@ -1,5 +1,6 @@
 """DenseFlow: the bound is a bound, the model round-trips, ablations train, configs count."""
 
+import dataclasses
 import functools
 import json
 import math
@@ -176,16 +177,17 @@ ABLATIONS = {
 def test_each_ablation_builds_and_trains_a_step(name, tmp_path):
   c = tiny_config()
   c.model.update(ABLATIONS[name])
-  c.train.num_steps = 1
+  c.train.num_steps = 2  # zero-initialised last layers pass gradients on from step 2
   c.eval.batch_size = 64
   trainer = Trainer(c, str(tmp_path), verbose=False)
-  trainer.data.test = trainer.data.test[:64]
+  trainer.data = dataclasses.replace(trainer.data, test=trainer.data.test[:64])
   before = [v.numpy().copy() for v in trainer.model.trainable_variables]
   bpd = trainer.train()
   assert math.isfinite(bpd)
   changed = [not np.array_equal(b, v.numpy())
              for b, v in zip(before, trainer.model.trainable_variables)]
-  assert sum(changed) > 0.9 * len(changed)
+  unchanged = [v.path for v, c in zip(trainer.model.trainable_variables, changed) if not c]
+  assert not unchanged
 
 
 def _count(config, shape):
@@ -226,8 +228,8 @@ def trained(tmp_path_factory):
 
 
 def test_eval_prints_the_importance_weighted_estimate_with_its_standard_error(trained):
-  one = run_cli("eval", f"--workdir={trained}", "--num_images=40").stdout
-  many = run_cli("eval", f"--workdir={trained}", "--num_images=40",
+  one = run_cli("evaluate", f"--workdir={trained}", "--num_images=40").stdout
+  many = run_cli("evaluate", f"--workdir={trained}", "--num_images=40",
                  "--num_importance_samples=8", "--importance_chunk=3").stdout
   assert "importance samples: 8" in many and "standard error: " in many
   bpd = lambda out: float(out.split("test bits/dim: ")[1].split()[0])  # noqa: E731

@@ -206,11 +206,18 @@ class Trainer:
     """The distributed step. With `train.jit_compile`, XLA compiles the whole
     step on one device; with several replicas it compiles each replica's loss
     and gradients (cross-replica reductions cannot sit inside a nested
-    compiled function), and the all-reduce and update run around it."""
+    compiled function), and the all-reduce and update run around it. A model
+    whose forward pass itself syncs replicas (synchronized BatchNorm) then runs
+    without XLA."""
     replica_step = self._replica_step
-    if self.config.train.jit_compile and self.strategy.num_replicas_in_sync == 1:
+    jit = self.config.train.jit_compile
+    if jit and self.strategy.num_replicas_in_sync > 1 and _syncs_replicas(self.model.layer):
+      self._log("XLA is off for this multi-replica run: the model's synchronized "
+                "BatchNorm reduces over replicas inside the forward pass.")
+      jit = False
+    if jit and self.strategy.num_replicas_in_sync == 1:
       replica_step = tf.function(self._replica_step, jit_compile=True)
-    elif self.config.train.jit_compile:
+    elif jit:
       compiled = {}  # per replica: a trace captures that replica's variable copies
 
       def replica_step(x):
@@ -334,6 +341,11 @@ class Trainer:
   def _log(self, message):
     if self.verbose:
       print(message, flush=True)
+
+
+def _syncs_replicas(layer):
+  """True if a sub-layer all-reduces in its forward pass (synchronized BatchNorm)."""
+  return any(getattr(sub, "synchronized", False) for sub in layer._flatten_layers())
 
 
 def finetune_config(config):
