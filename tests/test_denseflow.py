@@ -153,6 +153,13 @@ def test_estimates_are_deterministic_given_the_seed(tiny_model):
   np.testing.assert_array_equal(tiny_model.sample(2, seed=1), tiny_model.sample(2, seed=1))
 
 
+def test_a_thousand_samples_in_chunks_at_batch_one(tiny_model):
+  x = tf.constant(np.random.RandomState(1).randint(0, 256, (1, 8, 8, 1)), tf.int32)
+  k1000 = tiny_model.bits_per_dim(x, seed=[0, 1], num_samples=1000, chunk_size=100)
+  single = [tiny_model.bits_per_dim(x, seed=[i, 2]) for i in range(50)]
+  assert np.isfinite(k1000).all() and float(k1000[0]) <= float(np.mean(single))
+
+
 def test_bad_input(tiny_model):
   with pytest.raises(ValueError, match=r"shape \[N, 8, 8, 1\]"):
     tiny_model.log_prob(tf.zeros([2, 4, 4, 1]))
@@ -170,6 +177,7 @@ ABLATIONS = {
     "g over the last representation": dict(noise_context="last"),
     "no attention": dict(attention=False),
     "uniform dequantization": dict(dequantization="uniform"),
+    "mixed bfloat16 networks": dict(network_dtype="mixed_bfloat16"),
 }
 
 
