@@ -8,5 +8,5 @@ from gflow.nets.mlp import MLP
 from gflow.nets.nystrom_attention import NystromAttention
 from gflow.nets.zero_conv import ZeroConv2D
 
-__all__ = ["CrossUnitNet", "DenseBlock", "DenseFlowCouplingNet", "GlowCNN", "MLP",
+__all__ = ["MLP", "CrossUnitNet", "DenseBlock", "DenseFlowCouplingNet", "GlowCNN",
            "NystromAttention", "ZeroConv2D"]

@@ -48,17 +48,21 @@ class NystromAttention(keras.layers.Layer):
     self.qkv = keras.layers.Dense(3 * embed_dim, dtype=policy, name="qkv")
     self.proj = keras.layers.Dense(out_channels, dtype=policy, name="proj")
 
-  def build(self, input_shape):
-    h, w, c = input_shape[-3:]
+  def _check_pixels(self, shape):
+    h, w = shape[-3], shape[-2]
     if h is not None and w is not None and (h * w) % self.num_landmarks:
       raise ValueError(f"NystromAttention with {self.num_landmarks} landmarks needs H·W "
                        f"divisible by it; got {h}x{w} = {h * w} pixels.")
-    self.qkv.build((None, c))
+
+  def build(self, input_shape):
+    self._check_pixels(input_shape)
+    self.qkv.build((None, input_shape[-1]))
     self.proj.build((None, self.embed_dim))
 
   def _tokens(self, x):
-    h, w = x.shape[-3], x.shape[-2]
-    t = tf.reshape(self.qkv(x), [-1, h * w, 3 * self.embed_dim])  # raster order, per pixel
+    shape = tf.shape(x)
+    pixels = shape[1] * shape[2]  # H·W, static or not
+    t = tf.reshape(self.qkv(x), [shape[0], pixels, 3 * self.embed_dim])  # raster order
     t = tf.cast(t, tf.float32)
     q, k, v = tf.split(t, 3, axis=-1)
     scale = float(self.embed_dim) ** -0.25  # (q·k)/√d with the scale split over q and k
@@ -70,9 +74,14 @@ class NystromAttention(keras.layers.Layer):
     if exact:
       out = tf.nn.softmax(q @ tf.linalg.matrix_transpose(k)) @ v
     else:
-      n, m = q.shape[1], self.num_landmarks
-      q_m = tf.reduce_mean(tf.reshape(q, [-1, m, n // m, self.embed_dim]), axis=2)
-      k_m = tf.reduce_mean(tf.reshape(k, [-1, m, n // m, self.embed_dim]), axis=2)
+      self._check_pixels(x.shape)
+      n, m = tf.shape(q)[1], self.num_landmarks
+      if x.shape[-3] is None or x.shape[-2] is None:  # checked when the graph runs
+        tf.debugging.assert_equal(n % m, 0, message=f"NystromAttention needs H·W "
+                                  f"divisible by num_landmarks={m}")
+      segments = [shape[0], m, n // m, self.embed_dim]  # m contiguous runs of tokens
+      q_m = tf.reduce_mean(tf.reshape(q, segments), axis=2)
+      k_m = tf.reduce_mean(tf.reshape(k, segments), axis=2)
       kt, k_mt = tf.linalg.matrix_transpose(k), tf.linalg.matrix_transpose(k_m)
       f = tf.nn.softmax(q @ k_mt)            # [B, N, m]
       a = tf.nn.softmax(q_m @ k_mt)          # [B, m, m]
