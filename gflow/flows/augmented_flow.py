@@ -8,10 +8,10 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from gflow.bijectors.dequantization import UniformDequantization
+from gflow.flows.base import LayerDistribution
 from gflow.flows.noise import Noise
 from gflow.layers.base import is_initialized
 
-tfd = tfp.distributions
 
 __all__ = ["AugmentedFlow"]
 
@@ -33,7 +33,7 @@ class _Owner(keras.layers.Layer):
     raise TypeError("Use the AugmentedFlow distribution's methods.")
 
 
-class AugmentedFlow(tfd.Distribution):
+class AugmentedFlow(LayerDistribution):
   """log p(v) ≥ E_e[log N(z; 0, I) + log w(v, e)] for a flow that adds noise dimensions.
 
   `flow` is a `gflow.layers.StochasticFlowLayer` (data → latent) whose forward
@@ -60,41 +60,27 @@ class AugmentedFlow(tfd.Distribution):
                validate_args=False, name=None):
     parameters = dict(locals())
     with tf.name_scope(name or "AugmentedFlow") as name:
-      self._event_shape_static = tf.TensorShape(event_shape)
-      if not self._event_shape_static.is_fully_defined() or self._event_shape_static.rank != 3:
+      event_shape = tf.TensorShape(event_shape)
+      if not event_shape.is_fully_defined() or event_shape.rank != 3:
         raise ValueError(f"AugmentedFlow needs a known image event shape (H, W, C); got "
                          f"{event_shape}.")
       if num_levels is None:
         raise ValueError("AugmentedFlow models discrete images: num_levels must be set.")
       self._uniform = UniformDequantization(num_levels)
-      self._layer = _Owner(flow, dequantizer, name=f"{name.rstrip('/')}_owner")
-      batch_shape = (None, *self._event_shape_static)
+      batch_shape = (None, *event_shape)
       if not flow.built:
         flow.build(batch_shape)
       if dequantizer is not None and not dequantizer.built:
         dequantizer.build(batch_shape)
       self._latent_shape = tuple(flow.compute_output_shape(batch_shape)[1:])
       self._chunk_fn = None
-      super().__init__(
-          dtype=tf.float32,
-          reparameterization_type=tfd.FULLY_REPARAMETERIZED,
-          validate_args=validate_args,
-          allow_nan_stats=True,
-          parameters=parameters,
-          name=name)
-
-  @classmethod
-  def _parameter_properties(cls, dtype, num_classes=None):
-    return {}
+      owner = _Owner(flow, dequantizer, name=f"{name.rstrip('/')}_owner")
+      super().__init__(owner, event_shape, parameters, validate_args, name)
 
   # -- structure -----------------------------------------------------------------
   @property
-  def layer(self):
-    """The Keras layer that owns every variable (flow and dequantizer)."""
-    return self._layer
-
-  @property
   def flow(self):
+    """The stochastic flow layer (data → latent); `layer` owns it and the dequantizer."""
     return self._layer.flow
 
   @property
@@ -110,30 +96,6 @@ class AugmentedFlow(tfd.Distribution):
   def latent_shape(self):
     """Shape of the final latent z (larger than the data's when the flow augments)."""
     return self._latent_shape
-
-  @property
-  def num_dims(self):
-    return self._event_shape_static.num_elements()
-
-  @property
-  def trainable_variables(self):
-    return tuple(self._layer.trainable_variables)
-
-  @property
-  def variables(self):
-    return tuple(self._layer.variables)
-
-  def _event_shape(self):
-    return self._event_shape_static
-
-  def _event_shape_tensor(self):
-    return tf.constant(self._event_shape_static.as_list(), tf.int32)
-
-  def _batch_shape(self):
-    return tf.TensorShape([])
-
-  def _batch_shape_tensor(self):
-    return tf.constant([], tf.int32)
 
   # -- one joint sample of all noise ---------------------------------------------------
   def _check(self, x, what):

@@ -7,16 +7,16 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from gflow.bijectors.dequantization import UniformDequantization
+from gflow.flows.base import LayerDistribution
 from gflow.flows.noise import Noise
 from gflow.layers.base import is_initialized
 
 tfb = tfp.bijectors
-tfd = tfp.distributions
 
 __all__ = ["Flow"]
 
 
-class Flow(tfd.Distribution):
+class Flow(LayerDistribution):
   """log p(x) = log N(f(x); 0, I) + log|det ∂f/∂x| for a flow f: data → latent.
 
   `layer` is the Keras `FlowLayer` that owns every variable; `bijector` is
@@ -34,46 +34,16 @@ class Flow(tfd.Distribution):
                name=None):
     parameters = dict(locals())
     with tf.name_scope(name or "Flow") as name:
-      self._layer = layer
-      self._event_shape_static = tf.TensorShape(event_shape)
-      if not self._event_shape_static.is_fully_defined():
-        raise ValueError(f"Flow needs a fully known event shape; got {event_shape}.")
+      event_shape = tf.TensorShape(event_shape)
+      if event_shape.is_fully_defined() and not layer.built:
+        layer.build((None, *event_shape))
       self._dequantization = (UniformDequantization(num_levels)
                               if num_levels is not None else None)
-      if not layer.built:
-        layer.build((None, *self._event_shape_static))
-      super().__init__(
-          dtype=tf.float32,
-          reparameterization_type=tfd.FULLY_REPARAMETERIZED,
-          validate_args=validate_args,
-          allow_nan_stats=True,
-          parameters=parameters,
-          name=name)
-
-  @classmethod
-  def _parameter_properties(cls, dtype, num_classes=None):
-    return {}
-
-  @property
-  def layer(self):
-    """The Keras layer that owns every variable of the flow."""
-    return self._layer
+      super().__init__(layer, event_shape, parameters, validate_args, name)
 
   @property
   def num_levels(self):
     return None if self._dequantization is None else self._dequantization.num_levels
-
-  @property
-  def trainable_variables(self):
-    return tuple(self._layer.trainable_variables)
-
-  @property
-  def variables(self):
-    return tuple(self._layer.variables)
-
-  @property
-  def num_dims(self):
-    return self._event_shape_static.num_elements()
 
   @property
   def bijector(self):
@@ -81,18 +51,6 @@ class Flow(tfd.Distribution):
     if self._dequantization is None:
       return self._layer.bijector()
     return tfb.Chain([self._layer.bijector(), self._dequantization])
-
-  def _event_shape(self):
-    return self._event_shape_static
-
-  def _event_shape_tensor(self):
-    return tf.constant(self._event_shape_static.as_list(), tf.int32)
-
-  def _batch_shape(self):
-    return tf.TensorShape([])
-
-  def _batch_shape_tensor(self):
-    return tf.constant([], tf.int32)
 
   def _check_value(self, x, what):
     x = tf.convert_to_tensor(x)
