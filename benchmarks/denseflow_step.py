@@ -52,7 +52,7 @@ def run_cell(args):
   sys.path.insert(0, os.path.join(REPO, "configs"))
   import denseflow
 
-  from gflow.flows import Noise
+  from gflow.noise import Noise
   from gflow.train.trainer import build_model
 
   name, batch, xla = args.cell.split(",")

@@ -10,10 +10,12 @@ A distribution registers a plugin with an entry point in the group
 
 - `build_model(model_config, event_shape) -> model`: the model named `name`
   (`--config.model.name=<name>`), trained with any config file whose `model`
-  fields the builder reads. For flows, return a `gflow.Flow`; the trainer needs
-  `bits_per_dim`, `initialize`, `is_initialized`, `sample`, `quantize`,
-  `trainable_variables` and `layer` (the Keras layer owning every variable,
-  built so that `layer.variables` is complete).
+  fields the builder reads. The model follows the protocol of `gflow.model`
+  (loss, initialisation, evaluation figures, generation, output writer and the
+  Keras layer owning every variable); `gflow.Flow` and `gflow.AugmentedFlow`
+  follow it for image flows.
+- `data_sources`: name → factory `f(data_config) -> gflow.data.DataSource`,
+  selected by `--config.data.name=<name>`.
 - `bijectors`: name → zero-argument factory returning a `BijectorExample`, a
   bijector with an input to check it on. `gflow.testing.check_bijector` runs
   the shared contract on every one, and `gflow-list` shows them.
@@ -45,4 +47,5 @@ class Plugin:
   build_model: Optional[Callable[..., Any]] = None
   bijectors: Mapping[str, Callable[[], BijectorExample]] = dataclasses.field(
       default_factory=dict)
+  data_sources: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
   description: str = ""

@@ -16,7 +16,7 @@ import os
 from gflow.plugin import Plugin
 
 __all__ = [
-    "GROUP", "PluginError", "available", "bijectors", "get", "get_model_builder",
+    "GROUP", "PluginError", "available", "bijectors", "data_sources", "get", "get_model_builder",
     "plugins", "register", "reset",
 ]
 
@@ -136,6 +136,18 @@ def get_model_builder(name):
 def plugins():
   """name → Plugin for every plugin (imports them all)."""
   return {name: e.load() for name, e in sorted(_discover().items())}
+
+
+def data_sources():
+  """data source name → factory(data_config) over every plugin (imports them all)."""
+  out, owner = {}, {}
+  for name, entry in sorted(_discover().items()):
+    for sname, factory in entry.load().data_sources.items():
+      if sname in out:
+        raise PluginError(f"Data source {sname!r} is registered twice: by plugin "
+                          f"{owner[sname]!r} and by plugin {name!r} ({entry.distribution}).")
+      out[sname], owner[sname] = factory, name
+  return out
 
 
 def bijectors():

@@ -7,14 +7,14 @@ from gflow.train import EMA
 
 def test_average_with_warm_start_and_swap():
   v = tf.Variable([1.0, 2.0])
-  ema = EMA([v], decay=0.9)
+  ema = EMA({"v": v}, decay=0.9)
   expected = np.array([1.0, 2.0])
   for t, value in enumerate([[3.0, 4.0], [5.0, 6.0], [7.0, 8.0]], start=1):
     v.assign(value)
     ema.update()
     d = min(0.9, (1 + t) / (10 + t))
     expected = d * expected + (1 - d) * np.array(value)
-  np.testing.assert_allclose(ema.shadows[0].numpy(), expected, rtol=1e-6)
+  np.testing.assert_allclose(ema.shadows["v"].numpy(), expected, rtol=1e-6)
   with ema.swapped():
     np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6)
   np.testing.assert_array_equal(v.numpy(), [7.0, 8.0])
@@ -22,13 +22,13 @@ def test_average_with_warm_start_and_swap():
 
 def test_is_checkpointed(tmp_path):
   v = tf.Variable([1.0])
-  ema = EMA([v], decay=0.5)
+  ema = EMA({"v": v}, decay=0.5)
   v.assign([3.0])
   ema.update()
   path = tf.train.Checkpoint(ema=ema).save(str(tmp_path / "c"))
-  fresh = EMA([tf.Variable([0.0])], decay=0.5)
+  fresh = EMA({"v": tf.Variable([0.0])}, decay=0.5)
   tf.train.Checkpoint(ema=fresh).restore(path).assert_consumed()
-  np.testing.assert_allclose(fresh.shadows[0].numpy(), ema.shadows[0].numpy())
+  np.testing.assert_allclose(fresh.shadows["v"].numpy(), ema.shadows["v"].numpy())
   assert int(fresh.updates.numpy()) == 1
 
 

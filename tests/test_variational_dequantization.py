@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from gflow import layers as gl
 from gflow import testing
-from gflow.flows import Noise
+from gflow.noise import Noise
 from gflow.layers.variational_dequantization import VariationalDequantization
 from gflow.nets.dequantization_nets import (
   DequantizationContextNet,

@@ -135,7 +135,8 @@ def main(argv):
   config = _CONFIG.value
   shape = gdata.event_shape(config.data)
   model = _build_on_cpu(config, shape)
-  print(f"{config.model.name} ({type(model).__name__}) for {config.data.name} images "
+  kind = "images" if len(shape) == 3 else "examples"
+  print(f"{config.model.name} ({type(model).__name__}) for {config.data.name} {kind} "
         f"{'x'.join(map(str, shape))}")
   latent = getattr(model, "latent_shape", None)
   if latent is not None:

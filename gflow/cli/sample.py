@@ -1,9 +1,10 @@
-"""gflow-sample: a PNG grid of samples from a trained run.
+"""gflow-sample: samples from a trained run, written as the model writes them (PNG grid, WAV).
 
     gflow-sample --workdir=runs/digits --num_samples=64 --temperature=0.8 --out=samples.png
 """
 
 import os
+import time
 
 from absl import flags
 
@@ -13,7 +14,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A gflow-train workdir.")
 _NUM = flags.DEFINE_integer("num_samples", 64, "How many samples.")
 _TEMP = flags.DEFINE_float("temperature", 1.0, "Scale of the prior's standard deviation.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
-_OUT = flags.DEFINE_string("out", "", "PNG path (default: <workdir>/samples/sample_T<temp>.png).")
+_OUT = flags.DEFINE_string("out", "", "Output path; its extension is the writer's "
+                           "(default: <workdir>/samples/sample_T<temp>).")
 flags.mark_flag_as_required("workdir")
 
 
@@ -24,15 +26,17 @@ def main(argv):
   if _TEMP.value <= 0:
     raise ValueError(f"--temperature must be > 0; got {_TEMP.value}.")
   import gflow
-  from gflow.io.images import save_png
   model = gflow.load(_WORKDIR.value)
-  v = model.sample(_NUM.value, seed=_SEED.value, temperature=_TEMP.value)
-  images = model.quantize(v).numpy()
-  out = _OUT.value or os.path.join(_WORKDIR.value, "samples",
-                                   f"sample_T{_TEMP.value:g}.png")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  save_png(out, images, upscale=max(1, 64 // images.shape[1]))
-  print(f"wrote {out} ({len(images)} samples at temperature {_TEMP.value:g})")
+  start = time.perf_counter()
+  samples = model.generate(_NUM.value, seed=[_SEED.value, 0], temperature=_TEMP.value)
+  samples = samples.numpy()
+  seconds = time.perf_counter() - start
+  stem = os.path.splitext(_OUT.value)[0] if _OUT.value else os.path.join(
+      _WORKDIR.value, "samples", f"sample_T{_TEMP.value:g}")
+  paths = model.outputs.write(samples, stem)
+  where = paths[0] if len(paths) == 1 else f"{len(paths)} files {paths[0]} …"
+  print(f"wrote {where} ({len(samples)} samples at temperature {_TEMP.value:g}, "
+        f"{seconds:.2f} s)")
   return 0
 
 

@@ -44,12 +44,14 @@ def main(argv):
   strategy = make_strategy(_STRATEGY.value)
   trainer = Trainer(config, _WORKDIR.value, strategy, init_from=_FINETUNE.value)
   try:
-    bpd = trainer.train()
+    summary = trainer.train()
   except TrainingDiverged as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   if trainer.chief:
-    print(f"test bits/dim: {bpd:.4f}")
+    from gflow.train.evaluation import format_figures
+    for line in format_figures(summary, trainer.model.figure_units):
+      print(line)
   return 0
 
 

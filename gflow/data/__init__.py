@@ -1,4 +1,5 @@
-"""Datasets: the embedded digits, a folder of images, tfds by name, or arrays in a .npz."""
+"""Data sources: the embedded digits, a folder of images, tfds by name, arrays in a .npz,
+or a source a plugin registers (`gflow.Plugin.data_sources`)."""
 
 import os
 
@@ -9,12 +10,13 @@ from gflow.data.folder import load_folder
 from gflow.data.images import ImageData, check_images
 from gflow.data.pipeline import dequantize, distribute, eval_dataset, train_dataset
 from gflow.data.shapes import event_shape, unknown_dataset
+from gflow.data.source import DataSource
 from gflow.data.tfds_source import DatasetUnavailableError, load_tfds
 
 __all__ = [
-    "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
+    "DataSource", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
     "eval_dataset", "event_shape", "load", "load_arrays", "load_digits", "load_folder",
-    "load_tfds", "train_dataset", "unknown_dataset",
+    "load_tfds", "plugin_sources", "train_dataset", "unknown_dataset",
 ]
 
 
@@ -30,8 +32,14 @@ def load_arrays(path, num_levels=256):
                      check_images(f["test"], f"{path}:test", num_levels), num_levels)
 
 
+def plugin_sources():
+  """name → factory(data_config) of the data sources plugins register."""
+  from gflow import registry
+  return registry.data_sources()
+
+
 def load(data_config):
-  """The `ImageData` that `config.data` names."""
+  """The `DataSource` that `config.data` names (`data.name`)."""
   name = data_config.name
   num_levels = data_config.get("num_levels", 256)
   if name == "digits":
@@ -41,6 +49,9 @@ def load(data_config):
                        data_config.get("channels", 3))
   if name == "npz":
     return load_arrays(data_config.path, num_levels)
+  sources = plugin_sources()
+  if name in sources:
+    return sources[name](data_config)
   try:
     return load_tfds(name, data_config.get("data_dir", ""),
                      image_size=data_config.get("image_size", 0))

@@ -3,21 +3,41 @@
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
+
+from gflow.data.pipeline import eval_dataset, train_dataset
+from gflow.data.source import DataSource
 
 __all__ = ["ImageData", "check_images", "split_fixed"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageData:
-  """uint8 images [N, H, W, C] in levels 0 … num_levels − 1, with a fixed test split."""
+class ImageData(DataSource):
+  """uint8 images [N, H, W, C] in levels 0 … num_levels − 1, with a fixed test split,
+  held in memory; batches {"x": float32 images dequantized with U[0, 1) noise}."""
   name: str
   train: np.ndarray
   test: np.ndarray
   num_levels: int = 256
 
   @property
-  def event_shape(self):
-    return tuple(self.train.shape[1:])
+  def element_spec(self):
+    return {"x": tf.TensorSpec(self.train.shape[1:], tf.float32)}
+
+  @property
+  def num_train(self):
+    return len(self.train)
+
+  @property
+  def num_test(self):
+    return len(self.test)
+
+  def train_dataset(self, global_batch, seed, start_step=0):
+    return train_dataset(self.train, global_batch, seed, start_step).map(lambda x: {"x": x})
+
+  def eval_dataset(self, batch_size, seed, limit=0):
+    test = self.test[:limit] if limit else self.test
+    return eval_dataset(test, batch_size, seed).map(lambda x: {"x": x})
 
 
 def check_images(array, what, num_levels=256):

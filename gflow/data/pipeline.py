@@ -72,7 +72,8 @@ def distribute(strategy, make_global, global_batch):
   def fn(ctx):
     per_worker = per_replica * (replicas // ctx.num_input_pipelines)
     start = ctx.input_pipeline_id * per_worker
-    ds = make_global().map(lambda b: b[start:start + per_worker])
+    ds = make_global().map(
+        lambda b: tf.nest.map_structure(lambda t: t[start:start + per_worker], b))
     ds = ds.unbatch().batch(per_replica, drop_remainder=True)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (

@@ -29,9 +29,12 @@ DIGITS_SHAPE = (8, 8, 1)
 
 def unknown_dataset(name):
   """The ValueError for a dataset name gflow does not know, with the nearest known one."""
-  near = difflib.get_close_matches(name, list(LOCAL) + list(SPLITS), n=1)
+  from gflow import registry
+  plugins = sorted(registry.data_sources())
+  near = difflib.get_close_matches(name, list(LOCAL) + plugins + list(SPLITS), n=1)
   hint = f" Did you mean {near[0]!r}?" if near else ""
-  return ValueError(f"Unknown dataset {name!r}.{hint} Use one of {', '.join(LOCAL)} "
+  extra = f", a plugin's source ({', '.join(plugins)})" if plugins else ""
+  return ValueError(f"Unknown dataset {name!r}.{hint} Use one of {', '.join(LOCAL)}{extra} "
                     f"or a tfds name ({', '.join(SPLITS)}, …).")
 
 
@@ -60,6 +63,10 @@ def event_shape(data_config):
     return _npz_shape(data_config.get("path", ""))
   if name in SHAPES:
     return (size, size, SHAPES[name][2]) if size else SHAPES[name]
+  from gflow import registry
+  sources = registry.data_sources()
+  if name in sources:  # a plugin's source: it says its own shape
+    return tuple(sources[name](data_config).event_shape)
   raise unknown_dataset(name)
 
 

@@ -8,8 +8,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from gflow.bijectors.dequantization import UniformDequantization
-from gflow.flows.base import LayerDistribution
-from gflow.flows.noise import Noise
+from gflow.flows.base import LayerDistribution, data_of
+from gflow.noise import Noise
 from gflow.layers.base import is_initialized
 
 
@@ -53,7 +53,7 @@ class AugmentedFlow(LayerDistribution):
   * `sample(n, seed=, temperature=)`: one generative pass; no noise network.
 
   Every estimate is a deterministic function of `seed` (an int, a [2] seed or
-  a `gflow.flows.Noise`). `training=True` runs BatchNorm in training mode.
+  a `gflow.Noise`). `training=True` runs BatchNorm in training mode.
   """
 
   def __init__(self, flow, event_shape, dequantizer=None, num_levels=256,
@@ -211,13 +211,14 @@ class AugmentedFlow(LayerDistribution):
     return self._uniform.dequantize(x, seed)
 
   def initialize(self, x, seed=None):
-    """Data-dependent initialisation (ActNorm) from a batch in level units.
+    """Data-dependent initialisation (ActNorm) from a batch in level units (or a
+    protocol batch {"x": …}).
 
     Call it once before training, inside `strategy.run` under a strategy. The
     default noise seed differs from the evaluation default: statistics fitted
     to one noise draw would flatter an evaluation with that same draw.
     """
-    x = self._check(x, "initialize")
+    x = self._check(data_of(x), "initialize")
     return self.flow.initialize(self._uniform.forward(tf.cast(x, tf.float32)),
                                 Noise.coerce(seed, default=_INIT_SEED).fold(_FLOW))
 

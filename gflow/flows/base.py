@@ -1,17 +1,33 @@
-"""What every gflow distribution over images shares: a Keras owner and a fixed event shape."""
+"""What every gflow distribution over images shares: a Keras owner, a fixed event shape,
+and the model protocol (`gflow.model`) in bits/dim."""
 
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+from gflow.io.outputs import ImageGrid
 
 tfd = tfp.distributions
 
 __all__ = ["LayerDistribution"]
 
 
+def data_of(batch):
+  """The data of a protocol batch ({"x": …}) or a bare tensor."""
+  return batch["x"] if isinstance(batch, dict) else batch
+
+
 class LayerDistribution(tfd.Distribution):
   """A scalar-batch distribution over events of a fixed shape whose variables all
   belong to one Keras layer (`layer`), so training, checkpoints and strategies
-  see every one of them."""
+  see every one of them.
+
+  It follows the model protocol (`gflow.model`) for image flows: the loss and
+  the evaluation figure are bits/dim (`bits_per_dim` of the subclass), samples
+  are quantized images written as a PNG grid.
+  """
+
+  loss_name = "bits/dim"
+  figure_units = {}  # bits/dim is its own unit
 
   def __init__(self, layer, event_shape, parameters, validate_args, name):
     self._layer = layer
@@ -35,6 +51,24 @@ class LayerDistribution(tfd.Distribution):
   def layer(self):
     """The Keras layer that owns every variable of the model."""
     return self._layer
+
+  @property
+  def outputs(self):
+    return ImageGrid()
+
+  def loss(self, batch, seed, training=False):
+    """Per-example bits/dim (a bound for dequantized or augmented models)."""
+    return self.bits_per_dim(data_of(batch), seed=seed, training=training)
+
+  def evaluate(self, batch, seed, num_samples=1, chunk_size=None):
+    return {"bits/dim": self.bits_per_dim(data_of(batch), seed=seed, num_samples=num_samples,
+                                          chunk_size=chunk_size)}
+
+  def generate(self, n, seed, temperature=1.0, conditioning=None):
+    """n integer images at `temperature`."""
+    if conditioning is not None:
+      raise ValueError(f"{self.name} is unconditional; got a conditioning input.")
+    return self.quantize(self.sample(n, seed=seed, temperature=temperature))
 
   @property
   def trainable_variables(self):

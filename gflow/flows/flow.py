@@ -7,8 +7,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from gflow.bijectors.dequantization import UniformDequantization
-from gflow.flows.base import LayerDistribution
-from gflow.flows.noise import Noise
+from gflow.flows.base import LayerDistribution, data_of
+from gflow.noise import Noise
 from gflow.layers.base import is_initialized
 
 tfb = tfp.bijectors
@@ -88,14 +88,18 @@ class Flow(LayerDistribution):
         tf.concat([[n], self._event_shape_tensor()], 0), seed=seed) * temperature
     return self.bijector.inverse(z)
 
-  def bits_per_dim(self, x, seed=None, training=False):
+  def bits_per_dim(self, x, seed=None, training=False, num_samples=1, chunk_size=None):
     """−log₂ p(x) / D per example.
 
     Integer images are dequantized with U[0, 1) noise drawn statelessly from
-    `seed` (an int, a [2] seed or a `gflow.flows.Noise`; default: a fixed seed,
+    `seed` (an int, a [2] seed or a `gflow.Noise`; default: a fixed seed,
     so the figure is repeatable); the result is then the dequantization bound
     on the discrete bits/dim. Float input is taken as already dequantized.
+    The density is exact: `num_samples` > 1 (importance samples) is refused.
     """
+    if num_samples != 1:
+      raise ValueError(f"{self.name} has no noise to importance-sample: its bits/dim is "
+                       f"exact (use num_importance_samples=1).")
     x = tf.convert_to_tensor(x)
     if x.dtype.is_integer:
       if self._dequantization is None:
@@ -116,14 +120,15 @@ class Flow(LayerDistribution):
     return self._dequantization.quantize(v)
 
   def initialize(self, x, seed=None):
-    """Data-dependent initialisation (ActNorm) from a batch in level units.
+    """Data-dependent initialisation (ActNorm) from a batch in level units (or a
+    protocol batch {"x": …}).
 
     `seed` is accepted for the interface shared with stochastic flows and unused.
 
     Call it once before training, inside `strategy.run` under a strategy (the
     statistics are then those of the global batch). Returns the latent.
     """
-    x = self._check_value(x, "initialize")
+    x = self._check_value(data_of(x), "initialize")
     if self._dequantization is not None:
       x = self._dequantization.forward(x)
     return self._layer.initialize(x)

@@ -5,7 +5,7 @@ A `StochasticFlowLayer` maps x to z together with a per-example log-weight
     log w = log|det J| + (terms of the noise it adds or the dimensions it scores),
 
 such that log p(x) ≥ E[log p(z) + log w] (equality for a bijection): cross-unit
-coupling adds noise channels (−log N(e) + Σ log σ). Noise comes from a `gflow.flows.Noise`, so a
+coupling adds noise channels (−log N(e) + Σ log σ). Noise comes from a `gflow.Noise`, so a
 likelihood bound is a deterministic function of its seed. The generative
 direction `generate(z, noise, temperature)` needs no noise network: added
 dimensions are removed.

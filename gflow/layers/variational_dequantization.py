@@ -129,7 +129,7 @@ class VariationalDequantization(keras.layers.Layer):
   def sample(self, x, noise, stream=0, training=False):
     """(u, log q(u | x)) per example, ε drawn by `noise.normal(noise_shape, stream)`.
 
-    `noise` is a `gflow.flows.Noise`; the couplings' networks run once each.
+    `noise` is a `gflow.Noise`; the couplings' networks run once each.
     """
     context = self.context(x, training)
     n = noise.normal(self.noise_shape(x), stream, dtype=self.loc.dtype)

@@ -21,27 +21,33 @@ class EMA(tf.Module):
   """
 
   def __init__(self, variables, decay):
+    """`variables`: {key: variable} (shadows are checkpointed under the same keys)."""
     super().__init__(name="ema")
     if not 0.0 < decay < 1.0:
       raise ValueError(f"EMA decay must be in (0, 1); got {decay}.")
+    if not isinstance(variables, dict):
+      raise TypeError("EMA takes {key: variable} (gflow.train.checkpoint.model_variables), "
+                      f"so its shadows are keyed like the model's; got {type(variables).__name__}.")
     self.decay = decay
-    self._model_vars = list(variables)
-    self.shadows = [
-        tf.Variable(tf.convert_to_tensor(v), trainable=False,
-                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-                    name=f"ema_{i}")
-        for i, v in enumerate(self._model_vars)]
+    keys = sorted(variables)
+    self._model_vars = [variables[k] for k in keys]
+    self.shadows = {
+        k: tf.Variable(tf.convert_to_tensor(variables[k]), trainable=False,
+                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                       name=f"ema_{i}")
+        for i, k in enumerate(keys)}
+    self._shadow_list = [self.shadows[k] for k in keys]
     self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates",
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
   def update(self):
     t = tf.cast(self.updates.assign_add(1), tf.float32)
     decay = tf.minimum(self.decay, (1.0 + t) / (10.0 + t))
-    for s, v in zip(self.shadows, self._model_vars):
+    for s, v in zip(self._shadow_list, self._model_vars):
       s.assign(decay * s + (1.0 - decay) * tf.convert_to_tensor(v))
 
   def copy_to_model(self):
-    for s, v in zip(self.shadows, self._model_vars):
+    for s, v in zip(self._shadow_list, self._model_vars):
       v.assign(s)
 
   @contextlib.contextmanager

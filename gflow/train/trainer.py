@@ -2,11 +2,14 @@
 
     trainer = Trainer(config, workdir, strategy)
     trainer.train()            # resumes from the last checkpoint if there is one
-    trainer.evaluate()         # test bits/dim
+    trainer.evaluate()         # the model's evaluation figures on the test set
 
-Everything random is a stateless function of (config.seed, step), so a killed
-run that restarts from its last checkpoint continues exactly as the
-uninterrupted run would have.
+The trainer knows a model only through the protocol of `gflow.model` (loss,
+initialisation, evaluation figures, generation, output writer) and its data
+only through `gflow.data.DataSource`: an image flow, an audio flow and a score
+model train through the same code. Everything random is a stateless function
+of (config.seed, step), so a killed run that restarts from its last checkpoint
+continues exactly as the uninterrupted run would have.
 """
 
 import contextlib
@@ -21,34 +24,43 @@ import tensorflow as tf
 
 from gflow import data as gdata
 from gflow import registry
-from gflow.flows.noise import Noise
-from gflow.io.images import save_png
-from gflow.train.checkpoint import check_model_entries, model_variables
+from gflow.model import check_model
+from gflow.noise import Noise
+from gflow.train import evaluation
+from gflow.train.checkpoint import check_model_entries, model_variables, trackable
 from gflow.train.ema import EMA
 from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
 
-__all__ = ["Trainer", "TrainingDiverged", "build_model", "load_run", "eval_bits_per_dim",
-           "finetune_config", "importance_weighted_bits_per_dim",
+__all__ = ["Trainer", "TrainingDiverged", "build_model", "load_run", "finetune_config",
            "CONFIG_FILE", "RUN_FILE"]
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"  # what the model was built for (event shape, data)
-_TRAIN_NOISE, _INIT_NOISE = 1, 2  # noise streams (augmentation, dequantization)
+_TRAIN_NOISE, _INIT_NOISE = 1, 2  # noise streams of the training step and the init
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax}
 POLICIES = ("", "float32", "mixed_bfloat16", "mixed_float16")
 
 
 class TrainingDiverged(RuntimeError):
-  """The loss became NaN or Inf; nothing after the last good checkpoint was saved."""
+  """The loss or a gradient became NaN or Inf; the update was not applied and nothing
+  after the last good checkpoint was saved."""
 
 
 def build_model(config, event_shape):
-  """The model that `config.model.name` names, from its plugin."""
+  """The model that `config.model.name` names, from its plugin (checked against the protocol)."""
   policy = config.model.get("network_dtype", "")
   if policy not in POLICIES:
     raise ValueError(f"config.model.network_dtype must be one of {POLICIES}; got {policy!r}.")
-  return registry.get_model_builder(config.model.name)(config.model, tuple(event_shape))
+  model = registry.get_model_builder(config.model.name)(config.model, tuple(event_shape))
+  return check_model(model, config.model.name)
+
+
+def trainable_keyed(model):
+  """{checkpoint key: variable} of the model's trainable variables, in key order: the
+  optimizer's slots and the EMA's shadows follow the keys, not a traversal order."""
+  trainable = {id(v) for v in model.trainable_variables}
+  return {k: v for k, v in model_variables(model.layer).items() if id(v) in trainable}
 
 
 def _as_float(x):
@@ -79,12 +91,15 @@ class Trainer:
     if self.global_batch % self.strategy.num_replicas_in_sync:
       raise ValueError(f"train.batch_size {self.global_batch} must be divisible by the "
                        f"{self.strategy.num_replicas_in_sync} replicas.")
+    if self.global_batch > self.data.num_train:
+      raise ValueError(f"train.batch_size {self.global_batch} exceeds the "
+                       f"{self.data.num_train} training examples of {self.data.name}.")
 
   def _dataset(self, global_batch, start_step, seed_offset=0):
     return gdata.distribute(
         self.strategy,
-        lambda: gdata.train_dataset(self.data.train, global_batch,
-                                    self.config.seed + seed_offset, start_step),
+        lambda: self.data.train_dataset(global_batch, self.config.seed + seed_offset,
+                                        start_step),
         global_batch)
 
   # -- phase 2: model and optimizer ------------------------------------------
@@ -95,7 +110,8 @@ class Trainer:
     keras.utils.set_random_seed(self.config.seed)  # weight initialisers
     with self.strategy.scope():
       self.model = build_model(self.config, self.data.event_shape)
-      self.variables = list(self.model.trainable_variables)
+      trainable = trainable_keyed(self.model)
+      self.variables = list(trainable.values())
       schedule = WarmupExponentialDecay(c.learning_rate, c.warmup_steps, c.decay_rate,
                                         c.decay_steps, c.get("decay_staircase", False))
       opt = OPTIMIZERS[c.optimizer](learning_rate=schedule)
@@ -105,12 +121,13 @@ class Trainer:
       # `strategy.run` they would fail.
       opt.build(self.variables)
       self.optimizer = opt
-      self.ema = EMA(self.variables, c.ema_decay) if c.ema_decay else None
+      self.ema = EMA(trainable, c.ema_decay) if c.ema_decay else None
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
   # -- phase 3: checkpoints --------------------------------------------------
   def _setup_checkpoint(self):
-    items = dict(model=model_variables(self.model.layer), optimizer=self.optimizer,
+    self.model_entries = model_variables(self.model.layer)
+    items = dict(model=trackable(self.model_entries), optimizer=self.optimizer,
                  step=self.step)
     if self.ema is not None:
       items["ema"] = self.ema
@@ -127,7 +144,7 @@ class Trainer:
     if path is None and not self.chief:
       path = tf.train.latest_checkpoint(os.path.join(self.workdir, "checkpoints"))
     if path:
-      check_model_entries(path, self.checkpoint.model)
+      check_model_entries(path, self.model_entries)
       self.checkpoint.restore(path).assert_existing_objects_matched()
       self._log(f"Resumed from {path} (step {int(self.step.numpy())}).")
     return int(self.step.numpy())
@@ -138,7 +155,7 @@ class Trainer:
     path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
     if path is None:
       raise FileNotFoundError(f"{workdir!r} has no checkpoint to fine-tune from.")
-    check_model_entries(path, self.checkpoint.model)
+    check_model_entries(path, self.model_entries)
     items = dict(model=self.checkpoint.model)
     if self.ema is not None:
       items["ema"] = self.ema
@@ -150,17 +167,17 @@ class Trainer:
 
   # -- phase 4: the step -----------------------------------------------------
   def initialize(self):
-    """ActNorm's data-dependent init on one global batch, reduced over replicas."""
-    n = min(self.config.train.init_batch_size, len(self.data.train))
+    """The model's data-dependent init on one global batch, reduced over replicas."""
+    n = min(self.config.train.init_batch_size, self.data.num_train)
     n -= n % self.strategy.num_replicas_in_sync
     batch = next(iter(self._dataset(n, 0, seed_offset=1)))
 
-    def init(x):
-      return self.model.initialize(x, seed=self._noise(x, _INIT_NOISE, n))
+    def init(b):
+      self.model.initialize(b, seed=self._noise(b, _INIT_NOISE, n))
     self.strategy.run(tf.function(init), args=(batch,))
-    self._log(f"Initialised from data ({n} images).")
+    self._log(f"Initialised from data ({n} examples).")
 
-  def _noise(self, x, stream, global_batch):
+  def _noise(self, batch, stream, global_batch):
     """This replica's rows of the noise of a global batch: a stateless function of
     (config.seed, stream, step), so a resumed run and any number of replicas draw
     what one uninterrupted replica would."""
@@ -170,17 +187,28 @@ class Trainer:
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
       return Noise(seed)
-    offset = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * tf.shape(x)[0]
+    rows = tf.shape(tf.nest.flatten(batch)[0])[0]
+    offset = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * rows
     return Noise(seed, offset=offset, global_batch=global_batch)
 
-  def _loss_and_grads(self, x):
+  def _loss_and_grads(self, batch):
     """This replica's share of the loss and its gradients (no cross-replica sync)."""
     with tf.GradientTape() as tape:
-      noise = self._noise(x, _TRAIN_NOISE, self.global_batch)
-      bpd = self.model.bits_per_dim(x, seed=noise, training=True)
-      loss = tf.reduce_sum(bpd) / self.global_batch
+      noise = self._noise(batch, _TRAIN_NOISE, self.global_batch)
+      per_example = self.model.loss(batch, noise, training=True)
+      loss = tf.reduce_sum(tf.cast(per_example, tf.float32)) / self.global_batch
       scaled = self.optimizer.scale_loss(loss)
     return loss, tape.gradient(scaled, self.variables)
+
+  def _finite(self, loss, grads):
+    """True on every replica iff the loss and every gradient are finite on all replicas."""
+    ok = [tf.reduce_all(tf.math.is_finite(loss))]
+    ok += [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
+    bad = tf.cast(tf.logical_not(tf.reduce_all(tf.stack(ok))), tf.float32)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+      bad = ctx.all_reduce("sum", bad)
+    return tf.equal(bad, 0.)
 
   def _apply(self, grads):
     c = self.config.train
@@ -197,18 +225,32 @@ class Trainer:
     if self.ema is not None:
       self.ema.update()
 
-  def _replica_step(self, x):
-    loss, grads = self._loss_and_grads(x)
-    self._apply(grads)
-    return loss
+  def _checked_apply(self, loss, grads):
+    """Applies the update only if the loss and all gradients are finite (decided on
+    device, before anything is written); returns that flag. A loss-scaling
+    optimizer (float16) handles overflow itself: it skips the step and lowers
+    its scale, so only a non-finite loss stops that run."""
+    if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+      finite = self._finite(loss, [])
+    else:
+      finite = self._finite(loss, grads)
+
+    def apply():
+      self._apply(grads)
+      return tf.constant(True)
+    return tf.cond(finite, apply, lambda: tf.constant(False))
+
+  def _replica_step(self, batch):
+    loss, grads = self._loss_and_grads(batch)
+    return loss, self._checked_apply(loss, grads)
 
   def _make_train_step(self):
-    """The distributed step. With `train.jit_compile`, XLA compiles the whole
-    step on one device; with several replicas it compiles each replica's loss
-    and gradients (cross-replica reductions cannot sit inside a nested
-    compiled function), and the all-reduce and update run around it. A model
-    whose forward pass itself syncs replicas (synchronized BatchNorm) then runs
-    without XLA."""
+    """The distributed step, returning (global loss, whether the update was applied).
+    With `train.jit_compile`, XLA compiles the whole step on one device; with
+    several replicas it compiles each replica's loss and gradients (cross-replica
+    reductions cannot sit inside a nested compiled function), and the all-reduce
+    and update run around it. A model whose forward pass itself syncs replicas
+    (synchronized BatchNorm) then runs without XLA."""
     replica_step = self._replica_step
     jit = self.config.train.jit_compile
     if jit and self.strategy.num_replicas_in_sync > 1 and _syncs_replicas(self.model.layer):
@@ -220,34 +262,36 @@ class Trainer:
     elif jit:
       compiled = {}  # per replica: a trace captures that replica's variable copies
 
-      def replica_step(x):
+      def replica_step(batch):
         ctx = tf.distribute.get_replica_context()
         rid = int(tf.get_static_value(ctx.replica_id_in_sync_group))
         if rid not in compiled:
           compiled[rid] = tf.function(self._loss_and_grads, jit_compile=True)
-        loss, grads = compiled[rid](x)
-        self._apply(grads)
-        return loss
+        loss, grads = compiled[rid](batch)
+        return loss, self._checked_apply(loss, grads)
 
     @tf.function
     def step(iterator):
-      losses = self.strategy.run(replica_step, args=(next(iterator),))
-      return self.strategy.reduce("sum", losses, axis=None)
+      loss, applied = self.strategy.run(replica_step, args=(next(iterator),))
+      skipped = self.strategy.reduce("sum", 1 - tf.cast(applied, tf.int32), axis=None)
+      return self.strategy.reduce("sum", loss, axis=None), tf.equal(skipped, 0)
     return step
 
   # -- phase 5: evaluation and samples ---------------------------------------
-  def evaluate(self):
-    """Test bits/dim (EMA weights if enabled): mean over the test images."""
-    if self._eval_fn is None:
-      self._eval_fn = tf.function(self.model.bits_per_dim)
+  def evaluate(self, num_samples=1):
+    """{figure: (mean, standard error)} over the test set (EMA weights if enabled)."""
+    e = self.config.eval
+    dataset = self.data.eval_dataset(e.batch_size, seed=self.config.seed + 2)
     with self._ema_weights():
-      return float(eval_bits_per_dim(self._eval_fn, self.data.test, self.config).mean())
+      figures = evaluation.evaluate(self.model, dataset, self.config.seed + 4, num_samples,
+                                    e.get("importance_chunk"))
+    return evaluation.summarize(figures)
 
   def samples(self, step):
     c = self.config.eval
     if self._sample_fn is None:
-      self._sample_fn = tf.function(lambda seed: self.model.quantize(
-          self.model.sample(c.num_samples, seed=seed, temperature=c.temperature)))
+      self._sample_fn = tf.function(lambda seed: self.model.generate(
+          c.num_samples, seed=seed, temperature=c.temperature))
     with self._ema_weights():
       return self._sample_fn(tf.constant([self.config.seed + 3, step], tf.int32)).numpy()
 
@@ -256,7 +300,7 @@ class Trainer:
 
   # -- the loop ----------------------------------------------------------------
   def train(self):
-    """Trains to `train.num_steps`; returns the final test bits/dim."""
+    """Trains to `train.num_steps`; returns the final evaluation {figure: (mean, stderr)}."""
     c = self.config.train
     self.save_config()
     start = self.restore()
@@ -268,21 +312,23 @@ class Trainer:
       self._train_step = self._make_train_step()
     iterator = iter(self._dataset(self.global_batch, start))
     progress = Progress(start, c.num_steps)
+    name = self.model.loss_name
     for step in range(start + 1, c.num_steps + 1):
-      loss = _as_float(self._train_step(iterator))
-      self.step.assign(step)
-      if not math.isfinite(loss):
+      loss, applied = self._train_step(iterator)
+      loss, applied = _as_float(loss), bool(np.asarray(applied))
+      if not applied or not math.isfinite(loss):
         last = self.manager.latest_checkpoint
+        what = f"Loss is {loss}" if not math.isfinite(loss) else "A gradient is NaN or Inf"
         raise TrainingDiverged(
-            f"Loss is {loss} at step {step}: stopped without saving. The last good "
-            f"checkpoint is {last or 'none (no checkpoint was written yet)'}; lower "
-            f"train.learning_rate or set train.grad_clip_norm and run again to resume.")
+            f"{what} at step {step} (loss {loss}): stopped before applying the update and "
+            f"without saving. The last good checkpoint is "
+            f"{last or 'none (no checkpoint was written yet)'}; lower train.learning_rate "
+            f"or set train.grad_clip_norm and run again to resume.")
+      self.step.assign(step)
       if step % c.log_every == 0 or step == c.num_steps:
-        metrics = {"loss": loss, "bits/dim": loss}
-        self._log(progress.line(step, metrics))
-        self._scalars(step, {"train/bits_per_dim": loss,
-                             "train/learning_rate": _as_float(
-                                 self.optimizer.learning_rate),
+        self._log(progress.line(step, {name: loss}))
+        self._scalars(step, {"train/loss": loss,
+                             "train/learning_rate": _as_float(self.optimizer.learning_rate),
                              "train/steps_per_sec": progress.steps_per_sec})
       if step % c.checkpoint_every == 0 or step == c.num_steps:
         self.save()
@@ -296,22 +342,21 @@ class Trainer:
     return self._eval_and_log(final_step)
 
   def _eval_and_log(self, step):
-    bpd = self.evaluate()
-    self._log(f"step {step}: test bits/dim {bpd:.4f}")
-    self._scalars(step, {"eval/test_bits_per_dim": bpd})
-    return bpd
+    summary = self.evaluate()
+    for line in evaluation.format_figures(summary, self.model.figure_units):
+      self._log(f"step {step}: {line}")
+    self._scalars(step, {f"eval/{k}": mean for k, (mean, _) in summary.items()})
+    return summary
 
   def _write_samples(self, step):
     if not self.chief:
       return
-    images = self.samples(step)
-    os.makedirs(os.path.join(self.workdir, "samples"), exist_ok=True)
-    path = os.path.join(self.workdir, "samples", f"step_{step:07d}.png")
-    upscale = max(1, 64 // images.shape[1])
-    save_png(path, images, upscale=upscale)
+    samples = self.samples(step)
+    paths = self.model.outputs.write(
+        samples, os.path.join(self.workdir, "samples", f"step_{step:07d}"))
     with self._summary_writer().as_default(step=step):
-      tf.summary.image("samples", images[: min(16, len(images))], max_outputs=16)
-    self._log(f"Wrote {path}")
+      self.model.outputs.summary(samples, step)
+    self._log(f"Wrote {paths[0]}" + (f" (+{len(paths) - 1} files)" if len(paths) > 1 else ""))
 
   # -- outputs -----------------------------------------------------------------
   def save_config(self):
@@ -321,7 +366,7 @@ class Trainer:
     with open(os.path.join(self.workdir, CONFIG_FILE), "w") as f:
       f.write(self.config.to_json_best_effort(indent=2, sort_keys=True))
     run = dict(event_shape=list(self.data.event_shape), data=self.data.name,
-               num_train=len(self.data.train), num_test=len(self.data.test),
+               num_train=self.data.num_train, num_test=self.data.num_test,
                num_replicas=self.strategy.num_replicas_in_sync)
     with open(os.path.join(self.workdir, RUN_FILE), "w") as f:
       json.dump(run, f, indent=2)
@@ -360,33 +405,6 @@ def finetune_config(config):
     t.learning_rate, t.num_steps = lr, steps
     t.warmup_steps, t.decay_rate, t.decay_staircase = 0, 1.0, False
   return c
-
-
-def eval_bits_per_dim(bits_per_dim, test_images, config, batch_size=None):
-  """Per-image bits/dim of the test set, dequantized with the run's fixed eval
-  noise (so training and `gflow-eval` print the same figure)."""
-  ds = gdata.eval_dataset(test_images, batch_size or config.eval.batch_size,
-                          seed=config.seed + 2)
-  return np.concatenate([np.asarray(bits_per_dim(x)) for x in ds])
-
-
-def importance_weighted_bits_per_dim(model, test_images, config, num_samples, chunk_size=None,
-                                    batch_size=None, seed=None):
-  """Per-image bits/dim from K joint samples of all the model's noise
-  (logsumexp − log K), evaluated `chunk_size` samples at a time, BatchNorm in
-  inference mode. Deterministic given the run's seed."""
-  if not hasattr(model, "log_likelihood"):
-    raise ValueError(f"{model.name} has no noise to importance-sample: its bits/dim is "
-                     f"exact (use num_importance_samples=1).")
-  chunk = chunk_size or config.eval.get("importance_chunk", 50)
-  batch = batch_size or max(1, config.eval.batch_size // min(chunk, num_samples))
-  seed = config.seed + 4 if seed is None else seed
-  out = []
-  for i in range(0, len(test_images), batch):
-    x = tf.constant(test_images[i:i + batch])
-    bpd = model.bits_per_dim(x, seed=[seed, i], num_samples=num_samples, chunk_size=chunk)
-    out.append(np.asarray(bpd))
-  return np.concatenate(out)
 
 
 def load_run(workdir):

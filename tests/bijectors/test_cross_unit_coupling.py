@@ -9,7 +9,7 @@ from gflow import nets
 from gflow import testing
 from gflow.bijectors import CrossUnitCoupling
 from gflow.bijectors import _examples
-from gflow.flows import Noise
+from gflow.noise import Noise
 
 
 @pytest.mark.parametrize("factory", [_examples.cross_unit_coupling,

@@ -1,4 +1,4 @@
-"""Reproducible noise for stochastic flow layers (augmentation, dequantization)."""
+"""Reproducible stateless noise for any model: augmentation, dequantization, score-model noise."""
 
 import tensorflow as tf
 

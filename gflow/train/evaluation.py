@@ -1,0 +1,55 @@
+"""Evaluation figures of any model over a test set, through the model protocol.
+
+One path for the trainer and `gflow-eval`, so both print the same figures.
+Batch i of the test set is evaluated with the noise `Noise([seed, i])`: the
+figures are a deterministic function of the run's seed.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from gflow.noise import Noise
+
+__all__ = ["evaluate", "summarize", "format_figures"]
+
+
+def evaluate(model, dataset, seed, num_samples=1, chunk_size=None):
+  """{figure name: per-item values (numpy)} of `model.evaluate` over `dataset`.
+
+  With one sample the model's `evaluate` runs compiled (`tf.function`); a Monte
+  Carlo estimate (`num_samples` > 1) calls it eagerly so the model can loop over
+  chunks of samples it compiles itself, bounding memory at any K.
+  """
+  if not isinstance(num_samples, int) or num_samples < 1:
+    raise ValueError(f"num_samples must be a positive int; got {num_samples!r}.")
+
+  def one(batch, s):
+    return model.evaluate(batch, Noise(s), num_samples=num_samples, chunk_size=chunk_size)
+  fn = tf.function(one) if num_samples == 1 else one
+  out = {}
+  for i, batch in enumerate(dataset):
+    figures = fn(batch, tf.constant([seed, i], tf.int32))
+    for name, values in figures.items():
+      out.setdefault(name, []).append(np.asarray(values))
+  if not out:
+    raise ValueError("The test set is empty: nothing to evaluate.")
+  return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def summarize(figures):
+  """{name: (mean, standard error over the items)} of per-item figures."""
+  out = {}
+  for name, values in figures.items():
+    values = np.asarray(values, np.float64)
+    stderr = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    out[name] = (float(values.mean()), float(stderr))
+  return out
+
+
+def format_figures(summary, units=None, prefix="test "):
+  """Lines `test <name>: <mean>[ <unit>]`, in the model's order."""
+  units = units or {}
+  return [f"{prefix}{name}: {mean:.4f}" + (f" {units[name]}" if name in units else "")
+          for name, (mean, _) in summary.items()]
