@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from gflow.train import Trainer, TrainingDiverged
+from gflow.train.checkpoint import model_variables
 from tests.conftest import CONFIG, REPO, TINY
 
 
@@ -79,10 +80,12 @@ def test_checkpoint_and_gflow_load_hold_every_model_variable(tmp_path, tiny_conf
   t = Trainer(tiny_config, str(tmp_path), verbose=False)
   t.train()
   _, saved = _checkpoint_values(str(tmp_path / "checkpoints"))
-  variables = t.model.variables
-  assert sum(k.startswith("model/") for k in saved) == len(variables)
-  for i, v in enumerate(variables):
-    np.testing.assert_array_equal(saved[f"model/{i}/.ATTRIBUTES/VARIABLE_VALUE"], v.numpy())
+  keyed = model_variables(t.model.layer)
+  assert sum(k.startswith("model/") for k in saved) == len(keyed) == len(t.model.variables)
+  for key, v in keyed.items():
+    escaped = key.replace(".", "..")
+    np.testing.assert_array_equal(saved[f"model/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"],
+                                  v.numpy(), err_msg=key)
   x = tf.constant(t.data.test[:3], tf.float32) + 0.5
   raw = gflow.load(str(tmp_path), use_ema=False)
   assert raw.is_initialized()
@@ -97,13 +100,49 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, tin
   c.train.num_steps, c.train.checkpoint_every = 200, 1
   c.train.learning_rate, c.train.warmup_steps, c.train.grad_clip_norm = 1e5, 0, 0.0
   trainer = Trainer(c, str(tmp_path))
-  with pytest.raises(TrainingDiverged, match=r"Loss is (nan|inf) at step (\d+): stopped "
-                     r"without saving\. The last good checkpoint is .*ckpt-\d+"):
+  with pytest.raises(TrainingDiverged, match=r"(Loss is (nan|inf)|A gradient is NaN or Inf "
+                     r"\(loss [\d.]+\)) at step (\d+): stopped before applying the update, "
+                     r"without saving\. The last good checkpoint is .*ckpt-\d+") as info:
     trainer.train()
-  failed_at = int(trainer.step.numpy())
+  failed_at = int(str(info.value).split(" at step ")[1].split(":")[0])
   path, values = _checkpoint_values(str(tmp_path / "checkpoints"))
-  assert path.endswith(f"ckpt-{failed_at - 1}")
+  assert path.endswith(f"ckpt-{failed_at - 1}") and failed_at > 1
   assert all(np.all(np.isfinite(v)) for v in values.values() if v.dtype.kind == "f")
+  # The failed update was not applied: the weights in memory are the checkpoint's.
+  for key, v in model_variables(trainer.model.layer).items():
+    escaped = key.replace(".", "..")
+    np.testing.assert_array_equal(values[f"model/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"],
+                                  v.numpy(), err_msg=key)
+
+
+@tf.custom_gradient
+def _overflowing_gradient(x):
+  """Identity whose gradient is infinite: a finite loss with a non-finite gradient."""
+  return tf.identity(x), lambda dy: dy * float("inf")
+
+
+def test_overflowing_gradient_with_a_finite_loss_is_not_applied(tmp_path, tiny_config):
+  c = tiny_config
+  c.train.num_steps, c.train.checkpoint_every, c.train.ema_decay = 10, 1, 0.9
+  c.train.grad_clip_norm = 0.0
+  trainer = Trainer(c, str(tmp_path), verbose=False)
+  loss = trainer.model.loss
+
+  def loss_overflowing_at_step_3(batch, seed, training=False):
+    per_example = loss(batch, seed, training)
+    return tf.cond(tf.equal(trainer.step, 2), lambda: _overflowing_gradient(per_example),
+                   lambda: per_example)
+  trainer.model.loss = loss_overflowing_at_step_3
+  with pytest.raises(TrainingDiverged, match=r"A gradient is NaN or Inf \(loss \d+\.\d+\) "
+                     r"at step 3: stopped before applying the update.*ckpt-2"):
+    trainer.train()
+  _, values = _checkpoint_values(str(tmp_path / "checkpoints"))
+  assert int(trainer.optimizer.iterations.numpy()) == 2
+  assert int(trainer.ema.updates.numpy()) == 2
+  for key, v in model_variables(trainer.model.layer).items():
+    escaped = key.replace(".", "..")
+    np.testing.assert_array_equal(values[f"model/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"],
+                                  v.numpy(), err_msg=key)
 
 
 def test_nan_loss_from_the_command_line_exits_1_with_the_message(tmp_path):
@@ -112,7 +151,9 @@ def test_nan_loss_from_the_command_line_exits_1_with_the_message(tmp_path):
        "--config.train.warmup_steps=0", "--config.train.grad_clip_norm=0"],
       cwd=REPO, capture_output=True, text=True)
   assert proc.returncode == 1
-  assert "error: Loss is" in proc.stderr and "Traceback" not in proc.stderr
+  assert "stopped before applying the update" in proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error: ")]
+  assert len(errors) == 1 and "Traceback" not in proc.stderr
 
 
 def test_xla_step_on_cpu_matches_the_graph_step(tmp_path, tiny_config):

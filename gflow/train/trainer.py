@@ -318,12 +318,12 @@ class Trainer:
       loss, applied = _as_float(loss), bool(np.asarray(applied))
       if not applied or not math.isfinite(loss):
         last = self.manager.latest_checkpoint
-        what = f"Loss is {loss}" if not math.isfinite(loss) else "A gradient is NaN or Inf"
+        what = (f"Loss is {loss}" if not math.isfinite(loss)
+                else f"A gradient is NaN or Inf (loss {loss:.4f})")
         raise TrainingDiverged(
-            f"{what} at step {step} (loss {loss}): stopped before applying the update and "
-            f"without saving. The last good checkpoint is "
-            f"{last or 'none (no checkpoint was written yet)'}; lower train.learning_rate "
-            f"or set train.grad_clip_norm and run again to resume.")
+            f"{what} at step {step}: stopped before applying the update, without saving. "
+            f"The last good checkpoint is {last or 'none (no checkpoint was written yet)'}; "
+            f"lower train.learning_rate or set train.grad_clip_norm and run again to resume.")
       self.step.assign(step)
       if step % c.log_every == 0 or step == c.num_steps:
         self._log(progress.line(step, {name: loss}))
