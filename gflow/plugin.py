@@ -34,11 +34,16 @@ class BijectorExample:
 
   `event_ndims` is the number of trailing dimensions of `x` that form one event.
   `owner` keeps the Keras layers that hold the bijector's variables alive.
+  `layer`, if set, is the `gflow.layers.FlowLayer` that built `bijector`: its
+  one-pass `forward_and_log_det` is checked against it (`check_flow_layer`).
+  `conditioning` is passed to both when the layer is conditional.
   """
   bijector: Any
   x: Any
   event_ndims: int
   owner: Any = None
+  layer: Any = None
+  conditioning: Any = None
 
 
 @dataclasses.dataclass(frozen=True)

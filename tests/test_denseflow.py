@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from gflow import layers as gl
 from gflow import nets
-from gflow.bijectors import _examples
+from gflow import examples
 from gflow.flows import AugmentedFlow
 from gflow.noise import Noise
 from gflow.train import Trainer
@@ -69,7 +69,7 @@ def _one_dim_model():
   model = AugmentedFlow(gl.StochasticSequential([block]), (1, 1, 1), num_levels=256)
   for i, layer in enumerate([block.noise_nets[0], unit1.flow_layers[0].network,
                              unit1.flow_layers[2].network]):
-    _examples.randomize(layer, scale=0.6, seed=i)
+    examples.randomize(layer, scale=0.6, seed=i)
     for v in layer.weights:  # ZeroConv2D's exp(3·log_scale) would make it extreme
       if "log_scale" in v.name:
         v.assign(tf.zeros_like(v))

@@ -9,13 +9,13 @@ import pytest
 import tensorflow as tf
 
 from gflow import nets
-from gflow.bijectors import _examples
+from gflow import examples
 from tests.conftest import REPO
 
 
 def _built(net, shape):
   net.build(shape)
-  return _examples.randomize(net, scale=0.2)
+  return examples.randomize(net, scale=0.2)
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -150,12 +150,12 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from gflow import nets
-from gflow.bijectors import _examples
+from gflow import examples
 x = tf.random.stateless_normal([8, 4, 4, 2], [1, 2]) * 3 + 1
 def make():
   net = nets.DenseFlowCouplingNet(4, width=8, depth=1, growth=4, embed_dim=4)
   net.build((None, 4, 4, 2))
-  return _examples.randomize(net, scale=0.2)
+  return examples.randomize(net, scale=0.2)
 one = make()
 ref = one(x, training=True).numpy()
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -184,7 +184,7 @@ def test_mixed_precision():
   net = nets.DenseFlowCouplingNet(4, width=8, depth=1, growth=4, embed_dim=4,
                                   dtype="mixed_bfloat16")
   net.build((None, 4, 4, 2))
-  _examples.randomize(net, scale=0.2)
+  examples.randomize(net, scale=0.2)
   out = net(tf.random.normal([2, 4, 4, 2]), training=True)
   assert out.dtype == tf.bfloat16 and np.all(np.isfinite(tf.cast(out, tf.float32)))
   assert net.norm.moving_mean.dtype == "float32"

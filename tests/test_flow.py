@@ -10,7 +10,7 @@ import tensorflow_probability as tfp
 from gflow import Flow
 from gflow import layers as gl
 from gflow import nets
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 class _Vector2D(gl.FlowLayer):
@@ -39,8 +39,8 @@ def _two_d_flow():
   layer = _Vector2D()
   flow = Flow(layer, [2], num_levels=None)
   flow.initialize(tf.random.normal([256, 2]) * [1.5, 0.5] + [0.3, -0.2])
-  _examples.randomize(layer.body.flow_layers[2], scale=0.4, seed=1)
-  _examples.randomize(layer.body.flow_layers[4], scale=0.4, seed=2)
+  examples.randomize(layer.body.flow_layers[2], scale=0.4, seed=1)
+  examples.randomize(layer.body.flow_layers[4], scale=0.4, seed=2)
   return flow
 
 

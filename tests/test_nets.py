@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from gflow import nets
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -14,7 +14,7 @@ from gflow.bijectors import _examples
 def test_config_round_trip_gives_the_same_output(make, shape):
   net = make()
   net.build(shape)
-  _examples.randomize(net)
+  examples.randomize(net)
   clone = net.__class__.from_config(net.get_config())
   clone.build(shape)
   clone.set_weights(net.get_weights())

@@ -21,7 +21,7 @@ SMALL = {"num_levels": 4, "num_steps": 2, "context_channels": 4, "width": 8, "de
 def _randomize(layer, scale, seed=0):
   """Seeded N(0, scale²) draws for every trainable weight, so no coupling is the identity.
 
-  Unlike `gflow.bijectors._examples.randomize`, the fixed LU permutations and
+  Unlike `gflow.bijectors.examples.randomize`, the fixed LU permutations and
   signs (non-trainable) are left alone.
   """
   rng = np.random.RandomState(seed)

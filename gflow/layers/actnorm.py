@@ -28,7 +28,7 @@ class ActNormLayer(FlowLayer):
     self.initialized = self.add_weight(
         name="initialized", shape=(), dtype="bool", trainable=False, **kw)
 
-  def bijector(self):
+  def bijector(self, conditioning=None):
     return ActNorm(tf.convert_to_tensor(self.shift),
                    tf.convert_to_tensor(self.log_scale), name=self.name)
 

@@ -3,22 +3,27 @@
 import keras
 import tensorflow_probability as tfp
 
-__all__ = ["FlowLayer", "SequentialFlow", "is_initialized"]
+__all__ = ["FlowLayer", "SequentialFlow", "bijector_of", "forward_and_log_det_of", "is_initialized"]
 
 
 class FlowLayer(keras.layers.Layer):
   """A Keras layer that owns a bijector's variables and builds the bijector on demand.
 
   Keras tracks the variables (training, `tf.train.Checkpoint`, `tf.distribute`);
-  `bijector()` returns a fresh `tfp.bijectors.Bijector` (forward = data → latent)
-  reading the current variable values, so TFP's per-tensor caches never go
-  stale after a restore. Subclasses implement `build(input_shape)` and
-  `bijector()`; those with data-dependent initialisation override
-  `initialize(x)`, the explicit step that sets them from a batch and returns
-  the layer's output for it.
+  `bijector(conditioning=None)` returns a fresh `tfp.bijectors.Bijector`
+  (forward = data → latent) reading the current variable values, so TFP's
+  per-tensor caches never go stale after a restore. Subclasses implement
+  `build(input_shape)` and `bijector(conditioning=None)`; those with
+  data-dependent initialisation override `initialize(x)`, the explicit step that
+  sets them from a batch and returns the layer's output for it.
+
+  `conditioning` (a tensor with the batch's leading axis: WaveFlow's upsampled
+  mel spectrogram, NanoFlow's per-flow embedding, …) reaches every layer that
+  uses it, through `bijector` and `forward_and_log_det` alike; layers that do
+  not use it ignore it.
   """
 
-  def bijector(self):
+  def bijector(self, conditioning=None):
     raise NotImplementedError
 
   def initialize(self, x):
@@ -28,19 +33,19 @@ class FlowLayer(keras.layers.Layer):
   def compute_output_shape(self, input_shape):
     return tuple(input_shape)
 
-  def call(self, x):
-    return self.bijector().forward(x)
+  def call(self, x, conditioning=None):
+    return bijector_of(self, conditioning).forward(x)
 
-  def forward_and_log_det(self, x, event_ndims, training=False):
+  def forward_and_log_det(self, x, event_ndims, training=False, conditioning=None):
     """(forward(x), log|det J| summed over the last `event_ndims` axes) in one pass.
 
-    The training path: it equals `bijector()`'s forward and fldj (tested) but
-    evaluates every coupling network once and skips TFP's nested-Chain
-    bookkeeping, which dominates tracing time for deep flows. `training` reaches
-    networks with training-time behaviour (BatchNorm); `bijector()` always
-    builds them in inference mode.
+    The training path: it equals `bijector()`'s forward and fldj (checked for
+    every layer by `gflow.testing.check_flow_layer`) but evaluates every coupling
+    network once and skips TFP's nested-Chain bookkeeping, which dominates
+    tracing time for deep flows. `training` reaches networks with training-time
+    behaviour (BatchNorm); `bijector()` always builds them in inference mode.
     """
-    b = self.bijector()
+    b = bijector_of(self, conditioning)
     joint = getattr(b, "forward_and_log_det", None)
     if joint is not None:
       return joint(x, event_ndims)
@@ -69,14 +74,14 @@ class SequentialFlow(FlowLayer):
       shape = layer.compute_output_shape(shape)
     return shape
 
-  def bijector(self):
-    return tfp.bijectors.Chain([l.bijector() for l in reversed(self.flow_layers)],
-                               name=self.name)
+  def bijector(self, conditioning=None):
+    return tfp.bijectors.Chain(
+        [bijector_of(l, conditioning) for l in reversed(self.flow_layers)], name=self.name)
 
-  def forward_and_log_det(self, x, event_ndims, training=False):
+  def forward_and_log_det(self, x, event_ndims, training=False, conditioning=None):
     total = 0.
     for layer in self.flow_layers:
-      x, ldj = layer.forward_and_log_det(x, event_ndims, training=training)
+      x, ldj = forward_and_log_det_of(layer, x, event_ndims, training, conditioning)
       total += ldj
     return x, total
 
@@ -87,6 +92,22 @@ class SequentialFlow(FlowLayer):
 
   def is_initialized(self):
     return all(is_initialized(l) for l in self.flow_layers)
+
+
+def bijector_of(layer, conditioning=None):
+  """`layer.bijector(conditioning)`; a layer written without conditioning is called
+  without it when there is none (third-party layers keep working)."""
+  if conditioning is None:
+    return layer.bijector()
+  return layer.bijector(conditioning=conditioning)
+
+
+def forward_and_log_det_of(layer, x, event_ndims, training=False, conditioning=None):
+  """`layer.forward_and_log_det`, passing `conditioning` only when there is one."""
+  if conditioning is None:
+    return layer.forward_and_log_det(x, event_ndims, training=training)
+  return layer.forward_and_log_det(x, event_ndims, training=training,
+                                   conditioning=conditioning)
 
 
 def is_initialized(layer):

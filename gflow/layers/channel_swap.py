@@ -13,5 +13,5 @@ class ChannelSwapLayer(FlowLayer):
     if input_shape[-1] is None or input_shape[-1] < 2:
       raise ValueError(f"ChannelSwapLayer needs >= 2 known channels; got {input_shape}.")
 
-  def bijector(self):
+  def bijector(self, conditioning=None):
     return ChannelSwap(name=self.name)

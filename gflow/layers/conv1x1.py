@@ -54,7 +54,7 @@ class Conv1x1Layer(FlowLayer):
     self.log_s = self.add_weight(name="log_s", shape=(c,),
                                  initializer=_constant(np.log(np.abs(diag))))
 
-  def bijector(self):
+  def bijector(self, conditioning=None):
     t = tf.convert_to_tensor
     if not self.lu:
       return Conv1x1(t(self.kernel), name=self.name)

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from gflow.bijectors.factor_out import FactorOut
-from gflow.layers.base import FlowLayer, is_initialized
+from gflow.layers.base import FlowLayer, bijector_of, forward_and_log_det_of, is_initialized
 from gflow.nets.zero_conv import ZeroConv2D
 
 __all__ = ["FactorOutLayer"]
@@ -34,18 +34,18 @@ class FactorOutLayer(FlowLayer):
     if self.prior is not None:
       self.prior.build(kept)
 
-  def bijector(self):
-    inner = self.inner.bijector() if self.inner is not None else None
+  def bijector(self, conditioning=None):
+    inner = bijector_of(self.inner, conditioning) if self.inner is not None else None
     return FactorOut(inner, prior_network=self.prior, name=self.name)
 
-  def forward_and_log_det(self, x, event_ndims, training=False):
+  def forward_and_log_det(self, x, event_ndims, training=False, conditioning=None):
     if event_ndims != 3:
       raise ValueError(f"FactorOutLayer acts on NHWC events; got event_ndims={event_ndims}.")
     split = FactorOut(prior_network=self.prior, name=self.name)  # the prior's math only
     c = x.shape[-1]
     x1, x2 = tf.split(x, [c - c // 2, c // 2], axis=-1)
-    z1, ldj = (self.inner.forward_and_log_det(x1, 3, training=training) if self.inner is not None
-               else (x1, 0.))
+    z1, ldj = (forward_and_log_det_of(self.inner, x1, 3, training, conditioning)
+               if self.inner is not None else (x1, 0.))
     z2, prior_ldj = split.normalize_factored(x1, x2)
     return tf.concat([z1, z2], axis=-1), ldj + prior_ldj
 

@@ -27,7 +27,7 @@ class LearnedPriorLayer(FlowLayer):
     self.mean = self.add_weight(name="mean", shape=event, initializer="zeros")
     self.log_scale = self.add_weight(name="log_scale", shape=event, initializer="zeros")
 
-  def bijector(self):
+  def bijector(self, conditioning=None):
     return tfb.Chain([tfb.Scale(log_scale=-tf.convert_to_tensor(self.log_scale)),
                       tfb.Shift(-tf.convert_to_tensor(self.mean))], name=self.name)
 

@@ -32,7 +32,7 @@ class SqueezeLayer(FlowLayer):
                        f"must be divisible by {f}.")
     return (*batch, h // f, w // f, c * f * f)
 
-  def bijector(self):
+  def bijector(self, conditioning=None):
     b = Squeeze(self.factor, name=self.name)
     return tfp.bijectors.Invert(b) if self.unsqueeze else b
 

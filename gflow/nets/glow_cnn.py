@@ -2,6 +2,7 @@
 
 import keras
 
+from gflow.nets.conditioning import concat_conditioning
 from gflow.nets.zero_conv import ZeroConv2D
 
 __all__ = ["GlowCNN"]
@@ -15,15 +16,19 @@ class GlowCNN(keras.layers.Layer):
   (`out_channels`). The last layer starts at zero, so the coupling that uses it
   starts as a fixed map. Pass `dtype="mixed_bfloat16"` (or any Keras dtype
   policy) to run it in reduced precision; couplings cast its output to float32.
+  With `conditioning_channels` > 0, `call(x, conditioning=c)` concatenates c
+  ([N, H, W, that many channels]) to x₁ before the first conv.
   """
 
-  def __init__(self, out_channels, width=512, **kwargs):
+  def __init__(self, out_channels, width=512, conditioning_channels=0, **kwargs):
     super().__init__(**kwargs)
-    if out_channels < 1 or width < 1:
+    if out_channels < 1 or width < 1 or conditioning_channels < 0:
       raise ValueError(f"GlowCNN needs positive out_channels and width; got "
-                       f"{out_channels} and {width}.")
+                       f"{out_channels} and {width} (conditioning_channels "
+                       f"{conditioning_channels}).")
     self.out_channels = out_channels
     self.width = width
+    self.conditioning_channels = conditioning_channels
     policy = self.dtype_policy
     self.conv1 = keras.layers.Conv2D(width, 3, padding="same", activation="relu",
                                      dtype=policy)
@@ -31,12 +36,13 @@ class GlowCNN(keras.layers.Layer):
     self.out = ZeroConv2D(out_channels, 3, dtype=policy)
 
   def build(self, input_shape):
-    self.conv1.build(input_shape)
+    self.conv1.build(tuple(input_shape[:-1]) + (input_shape[-1] + self.conditioning_channels,))
     hidden = tuple(input_shape[:-1]) + (self.width,)
     self.conv2.build(hidden)
     self.out.build(hidden)
 
-  def call(self, x):
+  def call(self, x, conditioning=None):
+    x = concat_conditioning(self, x, conditioning, self.conditioning_channels)
     return self.out(self.conv2(self.conv1(x)))
 
   def compute_output_shape(self, input_shape):
@@ -44,4 +50,4 @@ class GlowCNN(keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "out_channels": self.out_channels,
-            "width": self.width}
+            "width": self.width, "conditioning_channels": self.conditioning_channels}

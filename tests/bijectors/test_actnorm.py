@@ -5,11 +5,11 @@ import tensorflow as tf
 from gflow import layers as gl
 from gflow import testing
 from gflow.bijectors import ActNorm, actnorm_init_from_data
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 def test_contract():
-  testing.check_example(_examples.actnorm)
+  testing.check_example(examples.actnorm)
 
 
 def test_log_det_is_hw_sum_log_scale():

@@ -4,11 +4,11 @@ import tensorflow as tf
 
 from gflow import testing
 from gflow.bijectors import ChannelSwap
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 def test_contract():
-  testing.check_example(_examples.channel_swap)
+  testing.check_example(examples.channel_swap)
 
 
 @pytest.mark.parametrize("c", [2, 5, 6])

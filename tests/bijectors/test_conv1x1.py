@@ -6,15 +6,15 @@ import tensorflow_probability as tfp
 from gflow import layers as gl
 from gflow import testing
 from gflow.bijectors import Conv1x1, Conv1x1LU
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 def test_contract_lu():
-  testing.check_example(_examples.conv1x1_lu)
+  testing.check_example(examples.conv1x1_lu)
 
 
 def test_contract_plain():
-  testing.check_example(_examples.conv1x1)
+  testing.check_example(examples.conv1x1)
 
 
 def test_lu_equals_scale_matvec_lu_given_the_same_factors():

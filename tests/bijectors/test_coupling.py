@@ -6,15 +6,15 @@ from gflow import layers as gl
 from gflow import nets
 from gflow import testing
 from gflow.bijectors import AdditiveCoupling, AffineCoupling
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 @pytest.mark.parametrize("factory", [
-    _examples.PLUGIN.bijectors["affine_coupling_sigmoid"],
-    _examples.PLUGIN.bijectors["affine_coupling_exp_tanh"],
-    _examples.PLUGIN.bijectors["affine_coupling_exp"],
-    _examples.affine_vector,
-    _examples.additive,
+    examples.PLUGIN.bijectors["affine_coupling_sigmoid"],
+    examples.PLUGIN.bijectors["affine_coupling_exp_tanh"],
+    examples.PLUGIN.bijectors["affine_coupling_exp"],
+    examples.affine_vector,
+    examples.additive,
 ])
 def test_contract(factory):
   testing.check_example(factory)
@@ -48,7 +48,7 @@ def test_odd_channels_split_first_half_larger():
 def test_mixed_precision_network_keeps_float32_log_det():
   net = nets.GlowCNN(4, width=8, dtype="mixed_bfloat16")
   net.build((None, 4, 4, 2))
-  _examples.randomize(net)
+  examples.randomize(net)
   b = AffineCoupling(net)
   x = tf.random.normal([2, 4, 4, 4])
   assert b.forward(x).dtype == tf.float32

@@ -8,19 +8,19 @@ from gflow import layers as gl
 from gflow import nets
 from gflow import testing
 from gflow.bijectors import CrossUnitCoupling
-from gflow.bijectors import _examples
+from gflow import examples
 from gflow.noise import Noise
 
 
-@pytest.mark.parametrize("factory", [_examples.cross_unit_coupling,
-                                     _examples.cross_unit_coupling_white])
+@pytest.mark.parametrize("factory", [examples.cross_unit_coupling,
+                                     examples.cross_unit_coupling_white])
 def test_contract(factory):
   testing.check_example(factory)
 
 
 def test_noise_map_and_log_det():
   """y₂ = μ + σ e with log σ = 2 tanh(raw/2) bounded in (−2, 2); log|det| = Σ log σ."""
-  ex = _examples.cross_unit_coupling(tf.float32)
+  ex = examples.cross_unit_coupling(tf.float32)
   b = ex.bijector
   mu, log_sigma = b.params()
   assert float(tf.reduce_max(tf.abs(log_sigma))) < 2.
@@ -55,7 +55,7 @@ def _block(context="all", augment=True, preconditioned=True, growth=2):
                             preconditioned=preconditioned, context=context)
   block.build((None, 4, 4, 3))
   for net in block.noise_nets:
-    _examples.randomize(net, scale=0.3)
+    examples.randomize(net, scale=0.3)
   return block
 
 

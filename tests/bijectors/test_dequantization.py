@@ -6,11 +6,11 @@ import tensorflow as tf
 
 from gflow import testing
 from gflow.bijectors import UniformDequantization
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 def test_contract():
-  testing.check_example(_examples.dequantization)
+  testing.check_example(examples.dequantization)
 
 
 def test_log_det_and_round_trip_through_levels():

@@ -5,15 +5,15 @@ import tensorflow_probability as tfp
 
 from gflow import testing
 from gflow.bijectors import FactorOut
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 def test_contract():
-  testing.check_example(_examples.factor_out)
+  testing.check_example(examples.factor_out)
 
 
 def test_scores_factored_half_with_the_conditional_prior():
-  ex = _examples.factor_out(tf.float64)
+  ex = examples.factor_out(tf.float64)
   b, x = ex.bijector, ex.x
   x1, x2 = x[..., :2], x[..., 2:]
   log_sigma, mu = tf.split(ex.owner(x1), 2, axis=-1)

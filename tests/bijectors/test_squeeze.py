@@ -4,11 +4,11 @@ import tensorflow as tf
 
 from gflow import testing
 from gflow.bijectors import Squeeze
-from gflow.bijectors import _examples
+from gflow import examples
 
 
 def test_contract():
-  testing.check_example(_examples.squeeze)
+  testing.check_example(examples.squeeze)
 
 
 def test_glow_channel_order_and_shapes():

@@ -1,7 +1,10 @@
-"""Examples of every core bijector with non-trivial parameters, for the contract check.
+"""The `gflow_core` plugin: examples of every core bijector and flow layer, for the contract.
 
 Each factory takes a dtype and returns a `gflow.BijectorExample`; parameters are
-random (seeded) so that no bijector is checked at the identity.
+random (seeded) so that no bijector is checked at the identity. Examples built
+by a flow layer carry it, so the layer's one-pass `forward_and_log_det` is
+checked against its bijector too. This module sits above the layer library
+(bijectors, layers, nets), which it only uses.
 """
 
 import functools
@@ -59,7 +62,7 @@ def conv1x1_lu(dtype):
   randomize(layer, scale=0.3, seed=3)  # P and sign stay a permutation and ±1
   layer.permutation.assign(tf.constant(np.eye(4)[[2, 0, 3, 1]], dtype))
   layer.sign.assign(tf.constant([1., -1., 1., -1.], dtype))
-  return BijectorExample(layer.bijector(), _x(dtype), 3, owner=layer)
+  return BijectorExample(layer.bijector(), _x(dtype), 3, owner=layer, layer=layer)
 
 
 def conv1x1(dtype):
@@ -73,7 +76,43 @@ def squeeze(dtype):
 
 def _affine(scale_fn, dtype):
   net = _net(4, 2, dtype, seed=5)
-  return BijectorExample(AffineCoupling(net, scale_fn=scale_fn), _x(dtype), 3, owner=net)
+  layer = gl.CouplingLayer(network=net, scale_fn=scale_fn, dtype=dtype)
+  layer.build(IMAGE)
+  return BijectorExample(AffineCoupling(net, scale_fn=scale_fn), _x(dtype), 3, owner=net,
+                         layer=layer)
+
+
+def affine_conditional(dtype):
+  """Affine coupling whose network also sees a 3-channel conditioning map."""
+  net = nets.GlowCNN(4, width=8, conditioning_channels=3, dtype=dtype)
+  net.build((None, 4, 4, 2))
+  randomize(net, seed=12)
+  layer = gl.CouplingLayer(network=net, scale_fn="exp_tanh", dtype=dtype)
+  layer.build(IMAGE)
+  cond = _x(dtype, (2, 4, 4, 3), seed=13)
+  return BijectorExample(layer.bijector(cond), _x(dtype), 3, owner=net, layer=layer,
+                         conditioning=cond)
+
+
+def glow_step_shared(dtype):
+  """ActNorm → LU 1x1 conv → two affine couplings sharing one network (conditioned)."""
+  net = nets.MLP(6, width=8, depth=1, conditioning_dim=2, dtype=dtype)
+  layer = gl.SequentialFlow([
+      gl.ActNormLayer(dtype=dtype), gl.Conv1x1Layer(lu=True, seed=3, dtype=dtype),
+      gl.CouplingLayer(network=net, event_ndims=1, scale_fn="exp_tanh", dtype=dtype),
+      gl.Conv1x1Layer(lu=False, seed=4, dtype=dtype),
+      gl.CouplingLayer(network=net, event_ndims=1, scale_fn="sigmoid", dtype=dtype)],
+      dtype=dtype)
+  layer.build((None, 6))
+  randomize(layer, scale=0.3, seed=14)
+  for conv in (layer.flow_layers[1],):  # P and sign stay a permutation and ±1
+    conv.permutation.assign(tf.constant(np.eye(6)[[2, 0, 3, 1, 5, 4]], dtype))
+    conv.sign.assign(tf.constant([1., -1., 1., -1., 1., 1.], dtype))
+  layer.flow_layers[3].kernel.assign(
+      tf.constant(_rng(15).randn(6, 6) * 0.3 + np.eye(6), dtype))
+  cond = _x(dtype, (5, 2), seed=16)
+  return BijectorExample(layer.bijector(cond), _x(dtype, (5, 6), seed=17), 1, owner=layer,
+                         layer=layer, conditioning=cond)
 
 
 def additive(dtype):
@@ -95,6 +134,21 @@ def factor_out(dtype):
   randomize(prior, seed=8)
   inner = ActNorm(tf.constant([0.5, -0.2], dtype), tf.constant([0.3, -0.4], dtype))
   return BijectorExample(FactorOut(inner, prior_network=prior), _x(dtype), 3, owner=prior)
+
+
+def factor_out_layer(dtype):
+  """A two-level multi-scale stack: squeeze → coupling → split (learned prior) → inner
+  ActNorm and learned top prior → unsqueeze (Glow's structure in small)."""
+  inner = gl.SequentialFlow([gl.ActNormLayer(dtype=dtype), gl.LearnedPriorLayer(dtype=dtype)],
+                            dtype=dtype)
+  layer = gl.SequentialFlow([
+      gl.SqueezeLayer(dtype=dtype),
+      gl.CouplingLayer(lambda n: nets.GlowCNN(n, width=8, dtype=dtype), dtype=dtype),
+      gl.FactorOutLayer(inner, dtype=dtype),
+      gl.SqueezeLayer(unsqueeze=True, dtype=dtype)], dtype=dtype)
+  layer.build(IMAGE)
+  randomize(layer, scale=0.2, seed=18)
+  return BijectorExample(layer.bijector(), _x(dtype), 3, owner=layer, layer=layer)
 
 
 def dequantization(dtype):
@@ -132,6 +186,9 @@ PLUGIN = Plugin(
         "affine_coupling_exp_tanh": functools.partial(_affine, "exp_tanh"),
         "affine_coupling_exp": functools.partial(_affine, "exp"),
         "affine_coupling_vector": affine_vector,
+        "affine_coupling_conditional": affine_conditional,
+        "glow_step_shared_network": glow_step_shared,
+        "multiscale_layer": factor_out_layer,
         "additive_coupling": additive,
         "factor_out": factor_out,
         "uniform_dequantization": dequantization,
