@@ -1,11 +1,13 @@
-"""gflow: plugin-based normalizing flows on TensorFlow 2, Keras 3 and TFP."""
+"""gflow: plugin-based normalizing flows and score models on TensorFlow 2, Keras 3 and TFP."""
 
-from gflow import bijectors, layers, nets, registry
+from gflow import bijectors, data, io, layers, model, nets, registry
 from gflow.flows import AugmentedFlow, Flow
+from gflow.model import Model
+from gflow.noise import Noise
 from gflow.plugin import BijectorExample, Plugin
 
-__all__ = ["AugmentedFlow", "BijectorExample", "Flow", "Plugin", "bijectors", "layers", "load", "nets",
-           "registry"]
+__all__ = ["AugmentedFlow", "BijectorExample", "Flow", "Model", "Noise", "Plugin", "bijectors",
+           "data", "io", "layers", "load", "model", "nets", "registry"]
 
 __version__ = "0.1.0"
 

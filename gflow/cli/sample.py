@@ -26,9 +26,17 @@ def main(argv):
   if _TEMP.value <= 0:
     raise ValueError(f"--temperature must be > 0; got {_TEMP.value}.")
   import gflow
+  from gflow import data as gdata
+  from gflow.train.trainer import load_run, sample_conditioning
+  config, run = load_run(_WORKDIR.value)
   model = gflow.load(_WORKDIR.value)
+  conditioning, n = None, _NUM.value
+  if run.get("conditional"):  # the conditioning of the first test examples
+    conditioning = sample_conditioning(gdata.load(config.data), n)
+    n = len(conditioning)
   start = time.perf_counter()
-  samples = model.generate(_NUM.value, seed=[_SEED.value, 0], temperature=_TEMP.value)
+  samples = model.generate(n, seed=[_SEED.value, 0], temperature=_TEMP.value,
+                           conditioning=conditioning)
   samples = samples.numpy()
   seconds = time.perf_counter() - start
   stem = os.path.splitext(_OUT.value)[0] if _OUT.value else os.path.join(

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from gflow.data.arrays import ArraySource
 from gflow.data.digits import load_digits
 from gflow.data.folder import load_folder
 from gflow.data.images import ImageData, check_images
@@ -14,7 +15,7 @@ from gflow.data.source import DataSource
 from gflow.data.tfds_source import DatasetUnavailableError, load_tfds
 
 __all__ = [
-    "DataSource", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
+    "ArraySource", "DataSource", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
     "eval_dataset", "event_shape", "load", "load_arrays", "load_digits", "load_folder",
     "load_tfds", "plugin_sources", "train_dataset", "unknown_dataset",
 ]

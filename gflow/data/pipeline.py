@@ -1,16 +1,17 @@
 """Deterministic, resumable `tf.data` input: the stream is a function of (seed, position).
 
-Example k of the training stream (k = step · global_batch + j) is image
+Example k of the training stream (k = step · global_batch + j) is item
 perm_e[k mod N] of epoch e = k div N, where perm_e is a stateless shuffle seeded
-by (seed, e), dequantized with U[0, 1) noise seeded by (seed, k). So a resumed
-run continues with exactly the batches and noise the uninterrupted run would
-have seen, and the global batch at a step is the same whatever the number of
-replicas or workers.
+by (seed, e); any noise it gets (images: U[0, 1) dequantization) is seeded by
+(seed, k). So a resumed run continues with exactly the batches and noise the
+uninterrupted run would have seen, and the global batch at a step is the same
+whatever the number of replicas or workers.
 """
 
 import tensorflow as tf
 
-__all__ = ["train_dataset", "eval_dataset", "distribute", "dequantize"]
+__all__ = ["train_dataset", "eval_dataset", "distribute", "dequantize", "shuffled_stream",
+           "example_seed"]
 
 _NOISE_STREAM = 1  # separates the noise seeds from the shuffle seeds
 
@@ -22,12 +23,20 @@ def dequantize(images, seed):
       tf.shape(images), seed=seed, dtype=tf.float32)
 
 
-def train_dataset(images, global_batch, seed, start_step=0):
-  """Endless batches [global_batch, H, W, C] of dequantized float32 training images."""
-  n = int(images.shape[0])
+def example_seed(seed, k):
+  """The stateless seed of the noise of training example k."""
+  return tf.stack([tf.constant(seed, tf.int64) + _NOISE_STREAM * 1_000_003,
+                   tf.cast(k, tf.int64)])
+
+
+def shuffled_stream(n, global_batch, seed, start_step, example):
+  """Endless global batches of `example(k, index)` for stream positions k from
+  `start_step · global_batch` on, index = perm_e[k mod n] (see the module docstring).
+
+  `example` maps (k, index) to one example (a tensor or a dict of tensors).
+  """
   if global_batch > n:
-    raise ValueError(f"batch size {global_batch} exceeds the {n} training images.")
-  table = tf.constant(images)
+    raise ValueError(f"batch size {global_batch} exceeds the {n} training examples.")
   first = start_step * global_batch
   seed = tf.constant(seed, tf.int64)
 
@@ -36,14 +45,18 @@ def train_dataset(images, global_batch, seed, start_step=0):
         tf.range(n, dtype=tf.int64), seed=tf.stack([seed, e]))
     return tf.data.Dataset.from_tensor_slices(perm)
 
-  def example(k, index):
-    return dequantize(tf.gather(table, index),
-                      tf.stack([seed + _NOISE_STREAM * 1_000_003, k]))
-
   ds = tf.data.Dataset.range(first // n, tf.int64.max).flat_map(epoch).skip(first % n)
   ds = tf.data.Dataset.zip(tf.data.Dataset.range(first, tf.int64.max), ds)
   ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(global_batch, drop_remainder=True)
+
+
+def train_dataset(images, global_batch, seed, start_step=0):
+  """Endless batches [global_batch, H, W, C] of dequantized float32 training images."""
+  table = tf.constant(images)
+  return shuffled_stream(
+      int(images.shape[0]), global_batch, seed, start_step,
+      lambda k, index: dequantize(tf.gather(table, index), example_seed(seed, k)))
 
 
 def eval_dataset(images, batch_size, seed=0):

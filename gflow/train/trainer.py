@@ -288,12 +288,17 @@ class Trainer:
     return evaluation.summarize(figures)
 
   def samples(self, step):
+    """`eval.num_samples` samples; a conditional model gets the conditioning of the
+    first test examples (so its samples can be set beside them)."""
     c = self.config.eval
+    conditioning = sample_conditioning(self.data, c.num_samples)
+    n = c.num_samples if conditioning is None else len(conditioning)
     if self._sample_fn is None:
-      self._sample_fn = tf.function(lambda seed: self.model.generate(
-          c.num_samples, seed=seed, temperature=c.temperature))
+      self._sample_fn = tf.function(lambda seed, cond: self.model.generate(
+          n, seed=seed, temperature=c.temperature, conditioning=cond))
     with self._ema_weights():
-      return self._sample_fn(tf.constant([self.config.seed + 3, step], tf.int32)).numpy()
+      return self._sample_fn(tf.constant([self.config.seed + 3, step], tf.int32),
+                             conditioning).numpy()
 
   def _ema_weights(self):
     return contextlib.nullcontext() if self.ema is None else self.ema.swapped()
@@ -367,7 +372,8 @@ class Trainer:
       f.write(self.config.to_json_best_effort(indent=2, sort_keys=True))
     run = dict(event_shape=list(self.data.event_shape), data=self.data.name,
                num_train=self.data.num_train, num_test=self.data.num_test,
-               num_replicas=self.strategy.num_replicas_in_sync)
+               num_replicas=self.strategy.num_replicas_in_sync,
+               conditional="conditioning" in self.data.element_spec)
     with open(os.path.join(self.workdir, RUN_FILE), "w") as f:
       json.dump(run, f, indent=2)
 
@@ -386,6 +392,14 @@ class Trainer:
   def _log(self, message):
     if self.verbose:
       print(message, flush=True)
+
+
+def sample_conditioning(data, n):
+  """The conditioning of the first `n` test examples, or None for unconditional data."""
+  if "conditioning" not in data.element_spec:
+    return None
+  batch = next(iter(data.eval_dataset(n, seed=0, limit=n)))
+  return batch["conditioning"]
 
 
 def _syncs_replicas(layer):
