@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from gflow.train import Trainer, TrainingDiverged
 from gflow.train.checkpoint import model_variables
+from gflow.train.trainer import trainable_keyed
 from tests.conftest import CONFIG, REPO, TINY
 
 
@@ -156,16 +157,41 @@ def test_nan_loss_from_the_command_line_exits_1_with_the_message(tmp_path):
   assert len(errors) == 1 and "Traceback" not in proc.stderr
 
 
+def _initial_and_final(config, workdir):
+  """Trains `config`; returns (values after the data-dependent init, every value of the
+  final checkpoint: weights, optimizer slots, EMA, step)."""
+  t = Trainer(config, workdir, verbose=False)
+  t.initialize()
+  initial = {k: v.numpy().copy() for k, v in trainable_keyed(t.model).items()}
+  t.train()
+  return initial, _checkpoint_values(os.path.join(workdir, "checkpoints"))[1]
+
+
+def assert_moved_far(initial, final, tolerance, factor=20):
+  """Positive control: training moved the trainable weights (`initial`) far beyond the
+  tolerance the comparison uses, so agreeing runs really agree."""
+  moved = []
+  for key, before in initial.items():
+    after = final[f"model/{key.replace('.', '..')}/.ATTRIBUTES/VARIABLE_VALUE"]
+    if before.dtype.kind == "f" and before.size > 1:
+      moved.append(np.max(np.abs(after - before)) > factor * tolerance)
+  assert np.mean(moved) > 0.9, f"only {np.mean(moved):.0%} of the variables moved far"
+
+
 def test_xla_step_on_cpu_matches_the_graph_step(tmp_path, tiny_config):
-  tiny_config.train.num_steps = 3
+  c = tiny_config
+  c.train.num_steps, c.train.warmup_steps, c.train.learning_rate = 4, 0, 5e-3
+  c.train.grad_clip_norm, c.train.ema_decay = 0.0, 0.9  # unclipped; EMA compared too
   results = []
   for jit in (False, True):
-    tiny_config.train.jit_compile = jit
-    t = Trainer(tiny_config, str(tmp_path / str(jit)), verbose=False)
-    t.train()
-    results.append([v.numpy() for v in t.model.trainable_variables])
-  for i, (graph, xla) in enumerate(zip(*results)):
-    np.testing.assert_allclose(xla, graph, rtol=1e-3, atol=1e-4, err_msg=f"variable {i}")
+    c.train.jit_compile = jit
+    results.append(_initial_and_final(c, str(tmp_path / str(jit))))
+  (initial, graph), (_, xla) = results
+  assert_moved_far(initial, graph, tolerance=1e-4)
+  assert graph.keys() == xla.keys()
+  assert any(k.startswith("optimizer/") for k in graph) and any(k.startswith("ema/") for k in graph)
+  for k in graph:  # weights, optimizer slots, EMA and step
+    np.testing.assert_allclose(xla[k], graph[k], rtol=1e-3, atol=1e-4, err_msg=k)
 
 
 def test_mixed_bfloat16_networks_train_with_float32_log_dets(tmp_path, tiny_config):

@@ -229,7 +229,13 @@ class Trainer:
     """Applies the update only if the loss and all gradients are finite (decided on
     device, before anything is written); returns that flag. A loss-scaling
     optimizer (float16) handles overflow itself: it skips the step and lowers
-    its scale, so only a non-finite loss stops that run."""
+    its scale, so only a non-finite loss stops that run.
+
+    The flag is all-reduced, so every replica takes the same branch. Where the
+    strategy synchronises through `merge_call` (MirroredStrategy), the branch is
+    taken in cross-replica context (as Keras's LossScaleOptimizer does): a cond
+    in replica context cannot hold the optimizer's own merge_call.
+    """
     if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
       finite = self._finite(loss, [])
     else:
@@ -238,7 +244,16 @@ class Trainer:
     def apply():
       self._apply(grads)
       return tf.constant(True)
-    return tf.cond(finite, apply, lambda: tf.constant(False))
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+      return tf.cond(finite, apply, lambda: tf.constant(False))
+
+    def cross_replica(distribution, finite, grads):
+      def apply_everywhere():
+        distribution.extended.call_for_each_replica(self._apply, args=(grads,))
+        return tf.constant(True)
+      first = distribution.experimental_local_results(finite)[0]
+      return tf.cond(first, apply_everywhere, lambda: tf.constant(False))
+    return tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, grads))
 
   def _replica_step(self, batch):
     loss, grads = self._loss_and_grads(batch)
@@ -273,8 +288,9 @@ class Trainer:
     @tf.function
     def step(iterator):
       loss, applied = self.strategy.run(replica_step, args=(next(iterator),))
-      skipped = self.strategy.reduce("sum", 1 - tf.cast(applied, tf.int32), axis=None)
-      return self.strategy.reduce("sum", loss, axis=None), tf.equal(skipped, 0)
+      # The flag is the same on every replica (per replica, or one merged value).
+      applied = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(applied)))
+      return self.strategy.reduce("sum", loss, axis=None), applied
     return step
 
   # -- phase 5: evaluation and samples ---------------------------------------

@@ -1,4 +1,6 @@
-"""Trains the tiny digits Glow under a strategy and saves every variable to an .npz.
+"""Trains a config under a strategy and saves, to an .npz, the weights right after the
+data-dependent init (`initial/<key>`, trainable ones) and every value of the final checkpoint
+(weights, optimizer slots, EMA, step).
 
     python -m tests.helpers.train_worker --workdir=D --out=W.npz --strategy=S \
         [--logical_cpus=2] [--steps=N] [--config.xxx=...]
@@ -28,13 +30,21 @@ def main(argv):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * _CPUS.value)
+  import os
+
   from gflow.train import Trainer, make_strategy
+  from gflow.train.trainer import trainable_keyed
   strategy = make_strategy(_STRATEGY.value)
   trainer = Trainer(_CONFIG.value, _WORKDIR.value, strategy, verbose=False)
+  trainer.initialize()
+  initial = {f"initial/{k}": np.asarray(v.numpy())
+             for k, v in trainable_keyed(trainer.model).items()}
   trainer.train()
   if trainer.chief:
-    values = {v.path: np.asarray(v.numpy()) for v in trainer.model.variables}
-    np.savez(_OUT.value, replicas=strategy.num_replicas_in_sync, **values)
+    reader = tf.train.load_checkpoint(os.path.join(_WORKDIR.value, "checkpoints"))
+    final = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+             if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
+    np.savez(_OUT.value, replicas=strategy.num_replicas_in_sync, **initial, **final)
   return 0
 
 
