@@ -97,11 +97,14 @@ def get_config(arg="digits"):
 
   if arg != "digits":
     _paper(c, arg)
-  # Derived: the learning rate decays once per epoch of the training set.
-  steps_per_epoch = TRAIN_IMAGES[c.data.name] // c.train.batch_size
+  # Derived: the learning rate decays once per epoch of the training set. These are
+  # references, so overrides of the batch size or epochs (and of data.num_train, which
+  # the trainer checks against the data) flow into them.
+  c.data.num_train = TRAIN_IMAGES[c.data.name]
+  steps_per_epoch = c.data.get_ref("num_train") // c.train.get_ref("batch_size")
   c.train.decay_steps = steps_per_epoch
-  c.train.num_steps = c.train.num_epochs * steps_per_epoch
-  c.train.finetune_steps = c.train.finetune_epochs * steps_per_epoch
+  c.train.num_steps = c.train.get_ref("num_epochs") * steps_per_epoch
+  c.train.finetune_steps = c.train.get_ref("finetune_epochs") * steps_per_epoch
   return c
 
 

@@ -71,8 +71,10 @@ def get_config(arg="digits"):
     c.train.batch_size = 64
     c.train.num_steps = 1_000_000
     c.train.learning_rate = 1e-3
-    # openai/glow warms the learning rate up linearly over 10 epochs of 50k images.
-    c.train.warmup_steps = 10 * 50_000 // c.train.batch_size
+    # openai/glow warms the learning rate up linearly over 10 epochs of 50k images
+    # (a reference: it follows --config.train.batch_size).
+    c.data.num_train = 50_000
+    c.train.warmup_steps = 10 * c.data.get_ref("num_train") // c.train.get_ref("batch_size")
     c.train.init_batch_size = 256
     c.train.decay_rate = 1.0
     c.train.ema_decay = 0.0  # openai/glow keeps no average

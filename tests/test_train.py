@@ -232,12 +232,17 @@ def test_cifar10_config_builds_and_runs_one_step(tmp_path):
   import glow as glow_configs
   sys.path.pop(0)
   c = glow_configs.get_config("cifar10")
+  c.unlock()
   assert (c.model.levels, c.model.steps, c.model.width) == (3, 32, 512)
   assert c.train.optimizer == "adamax" and c.train.learning_rate == 1e-3
   rng = np.random.RandomState(0)
   np.savez(tmp_path / "cifar_like.npz", train=rng.randint(0, 256, (8, 32, 32, 3), np.uint8),
            test=rng.randint(0, 256, (2, 32, 32, 3), np.uint8))
   c.data.name, c.data.path = "npz", str(tmp_path / "cifar_like.npz")
+  with pytest.raises(ValueError, match=r"config.data.num_train is 50000 but npz:.* has 8 "
+                     r"training examples.*--config.data.num_train=8"):
+    Trainer(c, str(tmp_path / "mismatch"), verbose=False)
+  c.data.num_train = 8
   c.train.batch_size, c.train.init_batch_size, c.train.num_steps = 2, 4, 1
   c.train.jit_compile = False  # XLA is covered on the small model; keep CPU time bounded
   c.eval.batch_size, c.eval.num_samples = 2, 2

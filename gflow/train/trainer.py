@@ -91,6 +91,13 @@ class Trainer:
     if self.global_batch % self.strategy.num_replicas_in_sync:
       raise ValueError(f"train.batch_size {self.global_batch} must be divisible by the "
                        f"{self.strategy.num_replicas_in_sync} replicas.")
+    expected = self.config.data.get("num_train")
+    if expected is not None and expected != self.data.num_train:
+      raise ValueError(
+          f"config.data.num_train is {expected} but {self.data.name} has "
+          f"{self.data.num_train} training examples; the config derives its per-epoch "
+          f"schedule (train.decay_steps, train.num_steps) from it. Pass "
+          f"--config.data.num_train={self.data.num_train}.")
     if self.global_batch > self.data.num_train:
       raise ValueError(f"train.batch_size {self.global_batch} exceeds the "
                        f"{self.data.num_train} training examples of {self.data.name}.")
