@@ -1,23 +1,26 @@
-"""Data sources: the embedded digits, a folder of images, tfds by name, arrays in a .npz,
-or a source a plugin registers (`gflow.Plugin.data_sources`)."""
+"""Data sources: the embedded digits, a folder of images, a folder of WAV files, tfds by
+name (streamed), arrays in a .npz, or a source a plugin registers
+(`gflow.Plugin.data_sources`)."""
 
 import os
 
 import numpy as np
 
 from gflow.data.arrays import ArraySource
+from gflow.data.audio import WavFolder, load_wav_folder
 from gflow.data.digits import load_digits
 from gflow.data.folder import load_folder
 from gflow.data.images import ImageData, check_images
 from gflow.data.pipeline import dequantize, distribute, eval_dataset, train_dataset
 from gflow.data.shapes import event_shape, unknown_dataset
 from gflow.data.source import DataSource
-from gflow.data.tfds_source import DatasetUnavailableError, load_tfds
+from gflow.data.tfds_source import (DatasetUnavailableError, TfdsImages, UnknownTfdsDataset,
+                                    load_tfds)
 
 __all__ = [
-    "ArraySource", "DataSource", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
+    "ArraySource", "DataSource", "WavFolder", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
     "eval_dataset", "event_shape", "load", "load_arrays", "load_digits", "load_folder",
-    "load_tfds", "plugin_sources", "train_dataset", "unknown_dataset",
+    "TfdsImages", "load_tfds", "load_wav_folder", "plugin_sources", "train_dataset", "unknown_dataset",
 ]
 
 
@@ -50,11 +53,15 @@ def load(data_config):
                        data_config.get("channels", 3))
   if name == "npz":
     return load_arrays(data_config.path, num_levels)
+  if name == "wav_folder":
+    return load_wav_folder(data_config.get("path", ""), data_config.get("segment_length", 0),
+                           data_config.get("sample_rate", 0))
   sources = plugin_sources()
   if name in sources:
     return sources[name](data_config)
   try:
     return load_tfds(name, data_config.get("data_dir", ""),
-                     image_size=data_config.get("image_size", 0))
-  except ValueError as e:
+                     image_size=data_config.get("image_size", 0),
+                     shuffle_buffer=data_config.get("shuffle_buffer", 10_000))
+  except UnknownTfdsDataset as e:
     raise unknown_dataset(name) from e

@@ -1,0 +1,84 @@
+"""A folder of WAV files as a data source: stateless segments, whole test clips, clear errors."""
+
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+
+from gflow import data as gdata
+from gflow.io import read_wav, write_wav
+
+RATE = 8000
+
+
+def _folder(tmp_path, lengths, rate=RATE):
+  """File i holds the constant level (i + 1)/32 for lengths[i] samples."""
+  folder = tmp_path / "wavs"
+  os.makedirs(folder / "sub", exist_ok=True)
+  for i, n in enumerate(lengths):
+    where = folder / "sub" if i % 2 else folder
+    write_wav(str(where / f"clip{i:02d}.wav"), np.full(n, (i + 1) / 32), rate)
+  return str(folder)
+
+
+def _config(path, segment_length=100, sample_rate=0):
+  c = ml_collections.ConfigDict()
+  c.name, c.path, c.segment_length, c.sample_rate = "wav_folder", path, segment_length, sample_rate
+  return c
+
+
+def test_wav_round_trip(tmp_path):
+  wave = np.sin(np.linspace(0, 20, 1000)) * 0.9
+  write_wav(str(tmp_path / "a.wav"), wave, 22050)
+  back, rate = read_wav(str(tmp_path / "a.wav"))
+  assert rate == 22050
+  np.testing.assert_allclose(back, wave, atol=1 / 32767)
+
+
+def test_segments_are_stateless_and_each_epoch_visits_every_training_clip(tmp_path):
+  lengths = [300 + 37 * i for i in range(19)] + [60]  # one clip shorter than a segment
+  source = gdata.load(_config(_folder(tmp_path, lengths)))
+  assert (source.num_train, source.num_test, source.event_shape) == (18, 2, (100,))
+  full = [b["x"].numpy() for b in source.train_dataset(6, seed=1).take(9)]
+  resumed = [b["x"].numpy() for b in source.train_dataset(6, seed=1, start_step=4).take(5)]
+  for a, b in zip(full[4:], resumed):
+    np.testing.assert_array_equal(a, b)
+  segments = np.concatenate(full)
+  assert segments.shape == (54, 100)
+  train_levels = sorted(round(read_wav(f)[0][0] * 32) for f in source.train_files)
+  for epoch in range(3):
+    rows = segments[epoch * 18:(epoch + 1) * 18]
+    levels = sorted(int(round(r[0] * 32)) for r in rows)
+    assert levels == train_levels
+  short = [r for r in segments if abs(r[0] * 32 - 20) < 0.5]  # the 60-sample clip, if trained
+  for r in short:
+    assert np.all(r[60:] == 0)  # zero-padded at the end
+
+
+def test_eval_yields_whole_clips_with_their_lengths(tmp_path):
+  lengths = [300 + 37 * i for i in range(20)]
+  source = gdata.load(_config(_folder(tmp_path, lengths)))
+  batch = next(iter(source.eval_dataset(8, seed=0)))
+  expected = [len(read_wav(f)[0]) for f in source.test_files]
+  assert list(batch["length"].numpy()) == expected
+  assert batch["x"].shape == (2, max(expected))
+
+
+def test_errors_name_the_problem(tmp_path):
+  with pytest.raises(FileNotFoundError, match="WAV folder .* does not exist"):
+    gdata.load(_config(str(tmp_path / "nowhere")))
+  path = _folder(tmp_path, [200, 200, 200])
+  with pytest.raises(ValueError, match=r"are at 8000 Hz but config.data.sample_rate is 22050.*"
+                                       r"--config.data.sample_rate=8000"):
+    gdata.load(_config(path, sample_rate=22050))
+  write_wav(os.path.join(path, "other.wav"), np.zeros(100), 16000)
+  with pytest.raises(ValueError, match=r"different sample rates \(8000 Hz: 3 files.*16000 Hz: 1"):
+    gdata.load(_config(path))
+  os.remove(os.path.join(path, "other.wav"))
+  with open(os.path.join(path, "broken.wav"), "wb") as f:
+    f.write(b"RIFF\x00\x00not a wave")
+  with pytest.raises(ValueError, match=r"broken.wav: not a readable PCM WAV file"):
+    gdata.load(_config(path))
+  with pytest.raises(ValueError, match="segment_length must be a whole number"):
+    gdata.event_shape(_config(path, segment_length=0))
