@@ -111,3 +111,42 @@ def test_a_model_trains_on_the_stream(prepared, tmp_path, tiny_config):
   c.train.jit_compile = False
   summary = Trainer(c, str(tmp_path), verbose=False).train()
   assert np.isfinite(summary["bits/dim"][0])
+
+
+class GflowTinySpeech(tfds.core.GeneratorBasedBuilder):
+  """One split of 40 int16 clips at 8 kHz; clip i is the constant level 100·(i + 1)."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+        {"speech": tfds.features.Audio(shape=(None,), dtype=np.int16, sample_rate=8000)}))
+
+  def _split_generators(self, dl_manager):
+    return {"train": self._generate_examples()}
+
+  def _generate_examples(self):
+    for i in range(40):
+      yield i, {"speech": np.full(200 + 10 * i, 100 * (i + 1), np.int16)}
+
+
+def test_speech_streams_segments_and_holds_out_a_fixed_slice(tmp_path, monkeypatch):
+  from gflow.data import tfds_source
+  data_dir = str(tmp_path)
+  GflowTinySpeech(data_dir=data_dir).download_and_prepare()
+  monkeypatch.setitem(tfds_source.SPLITS, "gflow_tiny_speech", ("train[:90%]", "train[90%:]"))
+  source = gdata.load_tfds("gflow_tiny_speech", data_dir=data_dir, online=False,
+                           segment_length=64, shuffle_buffer=8)
+  assert isinstance(source, gdata.TfdsAudio) and source.sample_rate == 8000
+  assert (source.num_train, source.num_test, source.event_shape) == (36, 4, (64,))
+  full = [b["x"].numpy() for b in source.train_dataset(12, seed=2).take(6)]
+  resumed = [b["x"].numpy() for b in source.train_dataset(12, seed=2, start_step=2).take(4)]
+  for a, b in zip(full[2:], resumed):
+    np.testing.assert_array_equal(a, b)
+  train_levels = {int(round(r[0] * 32768 / 100)) for r in np.concatenate(full[:3])}
+  test = next(iter(source.eval_dataset(8, seed=0)))
+  test_levels = {int(round(r[0] * 32768 / 100)) for r in test["x"].numpy()}
+  assert len(train_levels) == 36 and len(test_levels) == 4
+  assert not train_levels & test_levels  # the held-out slice never trains
+  assert all(np.all(r == r[0]) for r in np.concatenate(full))  # one clip per segment
+  assert sorted(test["length"].numpy()) == sorted(200 + 10 * (v - 1) for v in test_levels)

@@ -14,13 +14,13 @@ from gflow.data.images import ImageData, check_images
 from gflow.data.pipeline import dequantize, distribute, eval_dataset, train_dataset
 from gflow.data.shapes import event_shape, unknown_dataset
 from gflow.data.source import DataSource
-from gflow.data.tfds_source import (DatasetUnavailableError, TfdsImages, UnknownTfdsDataset,
-                                    load_tfds)
+from gflow.data.tfds_source import (DatasetUnavailableError, TfdsAudio, TfdsImages,
+                                    UnknownTfdsDataset, load_tfds)
 
 __all__ = [
     "ArraySource", "DataSource", "WavFolder", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
     "eval_dataset", "event_shape", "load", "load_arrays", "load_digits", "load_folder",
-    "TfdsImages", "load_tfds", "load_wav_folder", "plugin_sources", "train_dataset", "unknown_dataset",
+    "TfdsAudio", "TfdsImages", "load_tfds", "load_wav_folder", "plugin_sources", "train_dataset", "unknown_dataset",
 ]
 
 
@@ -62,6 +62,7 @@ def load(data_config):
   try:
     return load_tfds(name, data_config.get("data_dir", ""),
                      image_size=data_config.get("image_size", 0),
-                     shuffle_buffer=data_config.get("shuffle_buffer", 10_000))
+                     shuffle_buffer=data_config.get("shuffle_buffer", 10_000),
+                     segment_length=data_config.get("segment_length", 0))
   except UnknownTfdsDataset as e:
     raise unknown_dataset(name) from e

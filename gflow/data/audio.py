@@ -19,7 +19,7 @@ from gflow.data.images import split_fixed
 from gflow.data.pipeline import example_seed, shuffled_stream
 from gflow.data.source import DataSource
 
-__all__ = ["WavFolder", "load_wav_folder", "wav_header"]
+__all__ = ["WavFolder", "load_wav_folder", "random_segment", "wav_header"]
 
 TEST_FRACTION = 0.1
 
@@ -33,6 +33,15 @@ def wav_header(path):
       return f.getframerate(), f.getnchannels(), f.getnframes()
   except (wave.Error, EOFError) as e:
     raise ValueError(f"{path}: not a readable PCM WAV file ({e}).") from None
+
+
+def random_segment(wave, length, seed):
+  """`length` consecutive samples of `wave` [T] from an offset drawn uniformly with the
+  stateless `seed`; a shorter wave is zero-padded at the end."""
+  wave = tf.pad(wave, [[0, tf.maximum(length - tf.shape(wave)[0], 0)]])
+  room = tf.shape(wave)[0] - length + 1
+  start = tf.random.stateless_uniform([], seed, 0, room, dtype=tf.int32)
+  return tf.ensure_shape(wave[start:start + length], [length])
 
 
 def _decode(contents):
@@ -72,10 +81,7 @@ class WavFolder(DataSource):
 
     def segment(k, index):
       wave = _decode(tf.io.read_file(files[index]))
-      wave = tf.pad(wave, [[0, tf.maximum(length - tf.shape(wave)[0], 0)]])
-      room = tf.shape(wave)[0] - length + 1
-      start = tf.random.stateless_uniform([], example_seed(seed, k), 0, room, dtype=tf.int32)
-      return {"x": tf.ensure_shape(wave[start:start + length], [length])}
+      return {"x": random_segment(wave, length, example_seed(seed, k))}
     return shuffled_stream(self.num_train, global_batch, seed, start_step, segment)
 
   def eval_dataset(self, batch_size, seed, limit=0):

@@ -11,7 +11,7 @@ would give, so that a model can be built (e.g. by gflow-info) without its data:
 * `folder`: (image_size, image_size, channels); with image_size 0 the loader keeps
   the images' own size, read here from the first image's header.
 * `npz`: the `train` array's shape, read from its .npy header inside the zip.
-* `wav_folder`: (segment_length,), the training segment.
+* `wav_folder`, `ljspeech`: (segment_length,), the training segment.
 """
 
 import difflib
@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from gflow.data.tfds_source import SHAPES, SPLITS
+from gflow.data.tfds_source import AUDIO_DATASETS, SHAPES, SPLITS
 
 __all__ = ["LOCAL", "event_shape", "unknown_dataset"]
 
@@ -62,7 +62,7 @@ def event_shape(data_config):
     return _folder_shape(data_config.get("path", ""), channels)
   if name == "npz":
     return _npz_shape(data_config.get("path", ""))
-  if name == "wav_folder":
+  if name == "wav_folder" or name in AUDIO_DATASETS:
     length = data_config.get("segment_length", 0)
     if not isinstance(length, int) or length < 1:
       raise ValueError(f"config.data.segment_length must be a whole number of samples >= 1; "

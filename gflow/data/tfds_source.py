@@ -14,12 +14,15 @@ order, interleaving and blocks), as with any file-streamed dataset.
 
 import socket
 
+import numpy as np
 import tensorflow as tf
 
+from gflow.data.audio import random_segment
 from gflow.data.pipeline import dequantize, example_seed
 from gflow.data.source import DataSource
 
-__all__ = ["load_tfds", "DatasetUnavailableError", "SHAPES", "TfdsImages", "crop_and_resize"]
+__all__ = ["load_tfds", "DatasetUnavailableError", "AUDIO_DATASETS", "SHAPES", "TfdsAudio", "TfdsImages",
+           "TfdsStream", "crop_and_resize"]
 
 # tfds name -> (H, W, C) as stored (before any `image_size` resizing)
 SHAPES = {
@@ -29,6 +32,8 @@ SHAPES = {
     "celeb_a": (218, 178, 3),
     "mnist": (28, 28, 1),
 }
+# tfds speech datasets (their examples are segments of `data.segment_length` samples)
+AUDIO_DATASETS = ("ljspeech",)
 # tfds name -> (train split, test split)
 SPLITS = {
     "cifar10": ("train", "test"),
@@ -36,6 +41,7 @@ SPLITS = {
     "downsampled_imagenet/64x64": ("train", "validation"),
     "celeb_a": ("train", "test"),
     "mnist": ("train", "test"),
+    "ljspeech": ("train[:95%]", "train[95%:]"),  # one split in tfds: a fixed 5 % held out
 }
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 
@@ -66,36 +72,25 @@ def crop_and_resize(image, size):
   return tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.uint8)
 
 
-class TfdsImages(DataSource):
-  """A prepared tfds image dataset, streamed from its TFRecord shards (see the module
-  docstring). Batches {"x": float32 images in level units, dequantized}."""
+class TfdsStream(DataSource):
+  """Base of the tfds sources: a split's records streamed from its TFRecord shards
+  (read through the split's file instructions, so sliced splits such as
+  "train[95%:]" work too). Subclasses turn a decoded record into an example."""
 
-  def __init__(self, name, builder, image_key="image", image_size=0, shuffle_buffer=10_000):
+  def __init__(self, name, builder, train_split, test_split, shuffle_buffer=10_000):
     self.name = name
     self._builder = builder
-    self._image_key = image_key
-    self._image_size = image_size
     self._shuffle_buffer = shuffle_buffer
-    self.train_split, self.test_split = SPLITS.get(name, ("train", "test"))
-    splits = builder.info.splits
-    for split in (self.train_split, self.test_split):
-      if split not in splits:
+    self.train_split, self.test_split = train_split, test_split
+    for split in (train_split, test_split):
+      try:
+        builder.info.splits[split]
+      except (KeyError, ValueError):
         raise ValueError(f"tfds dataset {name!r} has no split {split!r}; it has "
-                         f"{sorted(splits)}.")
-    if str(getattr(builder.info, "file_format", "tfrecord")).lower().find("tfrecord") < 0:
+                         f"{sorted(builder.info.splits)}.") from None
+    if "tfrecord" not in str(getattr(builder.info, "file_format", "tfrecord")).lower():
       raise ValueError(f"tfds dataset {name!r} is stored as {builder.info.file_format}; "
                        "gflow streams TFRecord shards (prepare it with the default format).")
-    shape = tuple(builder.info.features[image_key].shape)
-    if image_size:
-      shape = (image_size, image_size, shape[-1])
-    if None in shape:
-      raise ValueError(f"tfds dataset {name!r} has images of varying size {shape}; set "
-                       "--config.data.image_size to crop and resize them.")
-    self._shape = shape
-
-  @property
-  def element_spec(self):
-    return {"x": tf.TensorSpec(self._shape, tf.float32)}
 
   @property
   def num_train(self):
@@ -105,22 +100,31 @@ class TfdsImages(DataSource):
   def num_test(self):
     return int(self._builder.info.splits[self.test_split].num_examples)
 
-  def _files(self, split):
-    return tf.constant([str(p) for p in self._builder.info.splits[split].filepaths])
+  def _instructions(self, split):
+    """(files, skips, takes): the records of `split`, shard by shard."""
+    rows = self._builder.info.splits[split].file_instructions
+    return (tf.constant([str(r.filename) for r in rows]),
+            tf.constant([r.skip for r in rows], tf.int64),
+            tf.constant([r.take for r in rows], tf.int64))
 
-  def _image(self, serialized):
-    image = self._builder.info.features.deserialize_example(serialized)[self._image_key]
-    if self._image_size:
-      image = crop_and_resize(image, self._image_size)
-    return tf.ensure_shape(image, self._shape)
+  @staticmethod
+  def _read(files, skips, takes, interleave=False):
+    ds = tf.data.Dataset.from_tensor_slices((files, skips, takes))
+    shard = lambda f, skip, take: tf.data.TFRecordDataset(f).skip(skip).take(take)  # noqa: E731
+    if interleave:
+      return ds.interleave(shard, cycle_length=4, block_length=16, deterministic=True)
+    return ds.flat_map(shard)
+
+  def _decode(self, record):
+    return self._builder.info.features.deserialize_example(record)
 
   def _epoch(self, seed, e):
     """The training split in epoch e's order (a function of (seed, e))."""
-    files = self._files(self.train_split)
+    files, skips, takes = self._instructions(self.train_split)
     epoch_seed = tf.stack([seed, e])
-    order = tf.random.experimental.stateless_shuffle(files, seed=epoch_seed)
-    ds = tf.data.Dataset.from_tensor_slices(order).interleave(
-        tf.data.TFRecordDataset, cycle_length=4, block_length=16, deterministic=True)
+    order = tf.random.experimental.stateless_shuffle(tf.range(tf.size(files)), seed=epoch_seed)
+    ds = self._read(tf.gather(files, order), tf.gather(skips, order), tf.gather(takes, order),
+                    interleave=True)
     # Blocks of `shuffle_buffer` records, each permuted by a stateless seed (tf.data's
     # own shuffle buffer takes only Python seeds, not (seed, e) tensors).
     return ds.batch(self._shuffle_buffer).enumerate().map(
@@ -137,25 +141,109 @@ class TfdsImages(DataSource):
     ds = tf.data.Dataset.range(first // n, tf.int64.max).flat_map(
         lambda e: self._epoch(seed, e)).skip(first % n)
     ds = tf.data.Dataset.zip(tf.data.Dataset.range(first, tf.int64.max), ds)
-    ds = ds.map(lambda k, record: {"x": dequantize(self._image(record), example_seed(seed, k))},
+    ds = ds.map(lambda k, record: self._train_example(self._decode(record),
+                                                      example_seed(seed, k)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(global_batch, drop_remainder=True)
 
   def eval_dataset(self, batch_size, seed, limit=0):
-    ds = tf.data.TFRecordDataset(self._files(self.test_split))  # in order
+    ds = self._read(*self._instructions(self.test_split))  # in order
     if limit:
       ds = ds.take(limit)
     seed = tf.constant(seed, tf.int64)
     ds = ds.enumerate().map(
-        lambda k, record: {"x": dequantize(self._image(record), tf.stack([seed, k]))},
+        lambda k, record: self._eval_example(self._decode(record), tf.stack([seed, k])),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return self._batch_eval(ds, batch_size).prefetch(tf.data.AUTOTUNE)
+
+  def _train_example(self, features, noise_seed):
+    raise NotImplementedError
+
+  def _eval_example(self, features, noise_seed):
+    raise NotImplementedError
+
+  def _batch_eval(self, ds, batch_size):
+    return ds.batch(batch_size)
+
+
+class TfdsImages(TfdsStream):
+  """A prepared tfds image dataset, streamed (see the module docstring). Batches
+  {"x": float32 images in level units, dequantized with U[0, 1) noise}."""
+
+  def __init__(self, name, builder, train_split="train", test_split="test", image_key="image",
+               image_size=0, shuffle_buffer=10_000):
+    super().__init__(name, builder, train_split, test_split, shuffle_buffer)
+    self._image_key = image_key
+    self._image_size = image_size
+    shape = tuple(builder.info.features[image_key].shape)
+    if image_size:
+      shape = (image_size, image_size, shape[-1])
+    if None in shape:
+      raise ValueError(f"tfds dataset {name!r} has images of varying size {shape}; set "
+                       "--config.data.image_size to crop and resize them.")
+    self._shape = shape
+
+  @property
+  def element_spec(self):
+    return {"x": tf.TensorSpec(self._shape, tf.float32)}
+
+  def _image(self, features):
+    image = features[self._image_key]
+    if self._image_size:
+      image = crop_and_resize(image, self._image_size)
+    return tf.ensure_shape(image, self._shape)
+
+  def _train_example(self, features, noise_seed):
+    return {"x": dequantize(self._image(features), noise_seed)}
+
+  def _eval_example(self, features, noise_seed):
+    return {"x": dequantize(self._image(features), noise_seed)}
+
+
+class TfdsAudio(TfdsStream):
+  """A prepared tfds speech dataset (e.g. `ljspeech`), streamed: training batches
+  {"x": [segment_length]} of random segments (seeded by (seed, k)), evaluation
+  {"x": whole clips zero-padded per batch, "length"}, floats in [-1, 1]."""
+
+  def __init__(self, name, builder, train_split, test_split, audio_key, segment_length,
+               shuffle_buffer=10_000):
+    super().__init__(name, builder, train_split, test_split, shuffle_buffer)
+    if segment_length < 1:
+      raise ValueError(f"config.data.segment_length must be >= 1 sample; got {segment_length}.")
+    feature = builder.info.features[audio_key]
+    self._audio_key = audio_key
+    self.sample_rate = int(feature.sample_rate)
+    self.segment_length = int(segment_length)
+    self._scale = float(np.iinfo(feature.dtype.as_numpy_dtype).max + 1) if \
+        tf.as_dtype(feature.dtype).is_integer else 1.0
+
+  @property
+  def element_spec(self):
+    return {"x": tf.TensorSpec([self.segment_length], tf.float32)}
+
+  def _wave(self, features):
+    wave = tf.cast(features[self._audio_key], tf.float32) / self._scale
+    return wave if wave.shape.rank == 1 else tf.reduce_mean(wave, axis=-1)
+
+  def _train_example(self, features, noise_seed):
+    return {"x": random_segment(self._wave(features), self.segment_length, noise_seed)}
+
+  def _eval_example(self, features, noise_seed):
+    wave = self._wave(features)
+    return {"x": wave, "length": tf.shape(wave)[0]}
+
+  def _batch_eval(self, ds, batch_size):
+    return ds.padded_batch(batch_size, padded_shapes={"x": [None], "length": []})
+
+
+AUDIO_KEYS = ("speech", "audio")
 
 
 def load_tfds(name, data_dir="", image_key="image", online=None, image_size=0,
-              shuffle_buffer=10_000):
-  """A prepared tfds dataset as a streaming `TfdsImages`; downloads and prepares it only
-  when this machine is online.
+              shuffle_buffer=10_000, segment_length=0):
+  """A prepared tfds dataset as a streaming `TfdsImages` (or `TfdsAudio` for speech:
+  a `speech` or `audio` feature); downloads and prepares it only when this
+  machine is online.
 
   Offline and unprepared, raises at once (tfds would otherwise retry for minutes)
   with the way to prepare it elsewhere and point `--config.data.data_dir` at it.
@@ -176,5 +264,14 @@ def load_tfds(name, data_dir="", image_key="image", online=None, image_size=0,
           f"--data_dir=DIR` (or tfds.load({name!r}, data_dir=DIR)), copy DIR here and "
           f"pass --config.data.data_dir=DIR.")
     builder.download_and_prepare()
-  return TfdsImages(name, builder, image_key=image_key, image_size=image_size,
-                    shuffle_buffer=shuffle_buffer)
+  train_split, test_split = SPLITS.get(name, ("train", "test"))
+  features = builder.info.features
+  audio = [k for k in AUDIO_KEYS if k in features]
+  if image_key not in features and audio:
+    return TfdsAudio(name, builder, train_split, test_split, audio[0], segment_length,
+                     shuffle_buffer=shuffle_buffer)
+  if image_key not in features:
+    raise ValueError(f"tfds dataset {name!r} has neither images ({image_key!r}) nor audio "
+                     f"({', '.join(AUDIO_KEYS)}); its features are {sorted(features)}.")
+  return TfdsImages(name, builder, train_split, test_split, image_key=image_key,
+                    image_size=image_size, shuffle_buffer=shuffle_buffer)
