@@ -10,8 +10,8 @@ whatever the number of replicas or workers.
 
 import tensorflow as tf
 
-__all__ = ["train_dataset", "eval_dataset", "distribute", "dequantize", "shuffled_stream",
-           "example_seed"]
+__all__ = ["train_dataset", "eval_dataset", "distribute", "dequantize", "epoch_stream",
+           "shuffled_stream", "example_seed"]
 
 _NOISE_STREAM = 1  # separates the noise seeds from the shuffle seeds
 
@@ -29,26 +29,32 @@ def example_seed(seed, k):
                    tf.cast(k, tf.int64)])
 
 
-def shuffled_stream(n, global_batch, seed, start_step, example):
-  """Endless global batches of `example(k, index)` for stream positions k from
-  `start_step · global_batch` on, index = perm_e[k mod n] (see the module docstring).
+def epoch_stream(n, global_batch, seed, start_step, epoch, example):
+  """Endless global batches of `example(k, item)` for stream positions k from
+  `start_step · global_batch` on, where the items of epoch e are `epoch(seed, e)` (a
+  dataset of n items in an order that is a function of (seed, e) only).
 
-  `example` maps (k, index) to one example (a tensor or a dict of tensors).
+  `example` maps (k, item) to one example (a tensor or a dict of tensors).
   """
   if global_batch > n:
     raise ValueError(f"batch size {global_batch} exceeds the {n} training examples.")
   first = start_step * global_batch
   seed = tf.constant(seed, tf.int64)
-
-  def epoch(e):
-    perm = tf.random.experimental.stateless_shuffle(
-        tf.range(n, dtype=tf.int64), seed=tf.stack([seed, e]))
-    return tf.data.Dataset.from_tensor_slices(perm)
-
-  ds = tf.data.Dataset.range(first // n, tf.int64.max).flat_map(epoch).skip(first % n)
+  ds = tf.data.Dataset.range(first // n, tf.int64.max).flat_map(
+      lambda e: epoch(seed, e)).skip(first % n)
   ds = tf.data.Dataset.zip(tf.data.Dataset.range(first, tf.int64.max), ds)
   ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.batch(global_batch, drop_remainder=True)
+
+
+def shuffled_stream(n, global_batch, seed, start_step, example):
+  """`epoch_stream` over indices 0 … n − 1, epoch e in the order perm_e (a stateless
+  shuffle seeded by (seed, e)): `example(k, index)`."""
+  def epoch(seed, e):
+    perm = tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([seed, e]))
+    return tf.data.Dataset.from_tensor_slices(perm)
+  return epoch_stream(n, global_batch, seed, start_step, epoch, example)
 
 
 def train_dataset(images, global_batch, seed, start_step=0):

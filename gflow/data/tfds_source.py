@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from gflow.data.audio import random_segment
-from gflow.data.pipeline import dequantize, example_seed
+from gflow.data.pipeline import dequantize, epoch_stream, example_seed
 from gflow.data.source import DataSource
 
 __all__ = ["load_tfds", "DatasetUnavailableError", "AUDIO_DATASETS", "SHAPES", "TfdsAudio", "TfdsImages",
@@ -133,18 +133,9 @@ class TfdsStream(DataSource):
         deterministic=True).unbatch()
 
   def train_dataset(self, global_batch, seed, start_step=0):
-    n = self.num_train
-    if global_batch > n:
-      raise ValueError(f"batch size {global_batch} exceeds the {n} training examples.")
-    first = start_step * global_batch
-    seed = tf.constant(seed, tf.int64)
-    ds = tf.data.Dataset.range(first // n, tf.int64.max).flat_map(
-        lambda e: self._epoch(seed, e)).skip(first % n)
-    ds = tf.data.Dataset.zip(tf.data.Dataset.range(first, tf.int64.max), ds)
-    ds = ds.map(lambda k, record: self._train_example(self._decode(record),
-                                                      example_seed(seed, k)),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(global_batch, drop_remainder=True)
+    return epoch_stream(
+        self.num_train, global_batch, seed, start_step, self._epoch,
+        lambda k, record: self._train_example(self._decode(record), example_seed(seed, k)))
 
   def eval_dataset(self, batch_size, seed, limit=0):
     ds = self._read(*self._instructions(self.test_split))  # in order
