@@ -25,7 +25,7 @@ ENV = {"PYTHONPATH": PLUGIN_SITE}
 
 
 def _losses(out):
-  return [float(m) for m in re.findall(r"\| nats/sample ([-\d.]+) \|", out)]
+  return [float(m) for m in re.findall(r"\| loss \(nats/sample\) ([-\d.]+) \|", out)]
 
 
 @pytest.fixture(scope="module")

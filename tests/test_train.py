@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from gflow.train import Trainer, TrainingDiverged
 from gflow.train.checkpoint import model_variables
-from gflow.train.trainer import trainable_keyed
+from gflow.train.trainer import build_model, trainable_keyed
 from tests.conftest import CONFIG, REPO, TINY
 
 
@@ -250,3 +250,42 @@ def test_cifar10_config_builds_and_runs_one_step(tmp_path):
   params = sum(int(np.prod(v.shape)) for v in t.model.trainable_variables)
   assert 40e6 < params < 50e6  # openai/glow's CIFAR-10 model has ~44 M
   assert np.isfinite(t.train()["bits/dim"][0])
+
+
+def test_checkpoint_keys_do_not_depend_on_how_many_layers_the_process_built(tiny_config):
+  first = model_variables(build_model(tiny_config, (8, 8, 1)).layer)
+  second = model_variables(build_model(tiny_config, (8, 8, 1)).layer)
+  assert list(first) == list(second)
+  assert [v.path for v in first.values()] != [v.path for v in second.values()]  # Keras renames
+  assert "flow_layers.3.inner.flow_layers.1.flow_layers.2.network.conv1.kernel" in first
+
+
+def test_a_mismatched_or_old_checkpoint_is_refused_by_name(tmp_path, tiny_config):
+  from gflow.train.checkpoint import CheckpointMismatch, check_model_entries
+  tiny_config.train.num_steps = 1
+  Trainer(tiny_config, str(tmp_path / "run"), verbose=False).train()
+  tiny_config.model.steps = 3  # one more step of flow per level
+  with pytest.raises(CheckpointMismatch, match=r"does not match the model built from the "
+                     r"config.*missing from the checkpoint \['flow_layers.3.flow_layers.0.initialized'"):
+    Trainer(tiny_config, str(tmp_path / "run"), verbose=False).restore()
+  # A checkpoint keyed by position (gflow before path keys) is named as such.
+  model = build_model(tiny_config, (8, 8, 1))
+  old = tf.train.Checkpoint(model=[v.value for v in model.layer.variables])
+  path = old.save(str(tmp_path / "old" / "ckpt"))
+  with pytest.raises(CheckpointMismatch, match="older gflow that keyed model variables by "
+                     "position"):
+    check_model_entries(path, model_variables(model.layer))
+
+
+def test_swapping_two_same_shaped_variables_by_a_refactor_is_caught(tmp_path, tiny_config):
+  """Renaming the attribute that holds a sub-layer changes its key: restoring fails
+  loudly instead of pairing same-shaped variables by position."""
+  from gflow.train.checkpoint import CheckpointMismatch, check_model_entries, trackable
+  model = build_model(tiny_config, (8, 8, 1))
+  entries = model_variables(model.layer)
+  path = tf.train.Checkpoint(model=trackable(entries)).save(str(tmp_path / "ckpt"))
+  coupling = model.layer.flow_layers[1].flow_layers[2]
+  coupling.net = coupling.network  # a refactor: the network moves to another attribute
+  del coupling.network
+  with pytest.raises(CheckpointMismatch, match=r"network.conv1.kernel"):
+    check_model_entries(path, model_variables(model.layer))

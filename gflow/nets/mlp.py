@@ -18,8 +18,8 @@ class MLP(keras.layers.Layer):
   def __init__(self, out_channels, width=64, depth=2, conditioning_dim=0, **kwargs):
     super().__init__(**kwargs)
     if out_channels < 1 or width < 1 or depth < 0 or conditioning_dim < 0:
-      raise ValueError(f"MLP needs out_channels, width >= 1 and depth, conditioning_dim >= 0; "
-                       f"got {out_channels}, {width}, {depth}, {conditioning_dim}.")
+      raise ValueError(f"MLP needs out_channels, width >= 1, depth >= 0 and conditioning_dim "
+                       f">= 0; got {out_channels}, {width}, {depth}, {conditioning_dim}.")
     self.out_channels, self.width, self.depth = out_channels, width, depth
     self.conditioning_dim = conditioning_dim
     policy = self.dtype_policy

@@ -1,4 +1,4 @@
-"""The progress line: step, loss, bits/dim, steps/s and ETA."""
+"""The progress line: step, loss (in the model's unit), steps/s and ETA."""
 
 import datetime
 import time

@@ -354,7 +354,7 @@ class Trainer:
             f"lower train.learning_rate or set train.grad_clip_norm and run again to resume.")
       self.step.assign(step)
       if step % c.log_every == 0 or step == c.num_steps:
-        self._log(progress.line(step, {name: loss}))
+        self._log(progress.line(step, {f"loss ({name})": loss}))
         self._scalars(step, {"train/loss": loss,
                              "train/learning_rate": _as_float(self.optimizer.learning_rate),
                              "train/steps_per_sec": progress.steps_per_sec})
