@@ -226,29 +226,41 @@ def test_mixed_float16_trains_with_loss_scaling(tmp_path, tiny_config):
   assert np.isfinite(t.train()["bits/dim"][0])
 
 
-def test_cifar10_config_builds_and_runs_one_step(tmp_path):
-  """openai/glow's CIFAR-10 model (3 levels × 32 steps, width 512) on stand-in data."""
+def _cifar10_on_stand_in_data(tmp_path):
+  """openai/glow's CIFAR-10 config (3 levels × 32 steps, width 512) on 8 random images."""
   sys.path.insert(0, os.path.join(REPO, "configs"))
   import glow as glow_configs
   sys.path.pop(0)
   c = glow_configs.get_config("cifar10")
   c.unlock()
-  assert (c.model.levels, c.model.steps, c.model.width) == (3, 32, 512)
-  assert c.train.optimizer == "adamax" and c.train.learning_rate == 1e-3
   rng = np.random.RandomState(0)
   np.savez(tmp_path / "cifar_like.npz", train=rng.randint(0, 256, (8, 32, 32, 3), np.uint8),
            test=rng.randint(0, 256, (2, 32, 32, 3), np.uint8))
   c.data.name, c.data.path = "npz", str(tmp_path / "cifar_like.npz")
+  c.train.batch_size, c.train.init_batch_size, c.train.num_steps = 2, 4, 1
+  c.train.jit_compile = False  # XLA is covered on the small model; keep CPU time bounded
+  c.eval.batch_size, c.eval.num_samples = 2, 2
+  return c
+
+
+def test_cifar10_config_builds_openai_glows_model(tmp_path):
+  c = _cifar10_on_stand_in_data(tmp_path)
+  assert (c.model.levels, c.model.steps, c.model.width) == (3, 32, 512)
+  assert c.train.optimizer == "adamax" and c.train.learning_rate == 1e-3
   with pytest.raises(ValueError, match=r"config.data.num_train is 50000 but npz:.* has 8 "
                      r"training examples.*--config.data.num_train=8"):
     Trainer(c, str(tmp_path / "mismatch"), verbose=False)
   c.data.num_train = 8
-  c.train.batch_size, c.train.init_batch_size, c.train.num_steps = 2, 4, 1
-  c.train.jit_compile = False  # XLA is covered on the small model; keep CPU time bounded
-  c.eval.batch_size, c.eval.num_samples = 2, 2
   t = Trainer(c, str(tmp_path / "run"), verbose=False)
   params = sum(int(np.prod(v.shape)) for v in t.model.trainable_variables)
   assert 40e6 < params < 50e6  # openai/glow's CIFAR-10 model has ~44 M
+
+
+@pytest.mark.slow
+def test_cifar10_config_runs_one_step(tmp_path):
+  c = _cifar10_on_stand_in_data(tmp_path)
+  c.data.num_train = 8
+  t = Trainer(c, str(tmp_path / "run"), verbose=False)
   assert np.isfinite(t.train()["bits/dim"][0])
 
 
