@@ -26,6 +26,9 @@ def run_app(main):
   errors = (PluginError, DatasetUnavailableError, FileNotFoundError, ValueError, TypeError)
 
   def wrapped(argv):
+    if not os.environ.get(DEBUG_ENV):  # TensorFlow's INFO lines (checkpoint sharding, …)
+      from absl import logging
+      logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
     except errors as e:

@@ -12,30 +12,39 @@ import tensorflow as tf
 
 from gflow.noise import Noise
 
-__all__ = ["evaluate", "summarize", "format_figures"]
+__all__ = ["Evaluator", "evaluate", "summarize", "format_figures"]
 
 
 def evaluate(model, dataset, seed, num_samples=1, chunk_size=None):
-  """{figure name: per-item values (numpy)} of `model.evaluate` over `dataset`.
+  """{figure name: per-item values (numpy)} of `model.evaluate` over `dataset`."""
+  return Evaluator(model, num_samples, chunk_size)(dataset, seed)
+
+
+class Evaluator:
+  """`model.evaluate` over datasets, compiled once (keep one to evaluate repeatedly).
 
   With one sample the model's `evaluate` runs compiled (`tf.function`); a Monte
   Carlo estimate (`num_samples` > 1) calls it eagerly so the model can loop over
   chunks of samples it compiles itself, bounding memory at any K.
   """
-  if not isinstance(num_samples, int) or num_samples < 1:
-    raise ValueError(f"num_samples must be a positive int; got {num_samples!r}.")
 
-  def one(batch, s):
-    return model.evaluate(batch, Noise(s), num_samples=num_samples, chunk_size=chunk_size)
-  fn = tf.function(one) if num_samples == 1 else one
-  out = {}
-  for i, batch in enumerate(dataset):
-    figures = fn(batch, tf.constant([seed, i], tf.int32))
-    for name, values in figures.items():
-      out.setdefault(name, []).append(np.asarray(values))
-  if not out:
-    raise ValueError("The test set is empty: nothing to evaluate.")
-  return {name: np.concatenate(v) for name, v in out.items()}
+  def __init__(self, model, num_samples=1, chunk_size=None):
+    if not isinstance(num_samples, int) or num_samples < 1:
+      raise ValueError(f"num_samples must be a positive int; got {num_samples!r}.")
+
+    def one(batch, s):
+      return model.evaluate(batch, Noise(s), num_samples=num_samples, chunk_size=chunk_size)
+    self._fn = tf.function(one, reduce_retracing=True) if num_samples == 1 else one
+
+  def __call__(self, dataset, seed):
+    out = {}
+    for i, batch in enumerate(dataset):
+      figures = self._fn(batch, tf.constant([seed, i], tf.int32))
+      for name, values in figures.items():
+        out.setdefault(name, []).append(np.asarray(values))
+    if not out:
+      raise ValueError("The test set is empty: nothing to evaluate.")
+    return {name: np.concatenate(v) for name, v in out.items()}
 
 
 def summarize(figures):

@@ -304,10 +304,12 @@ class Trainer:
   def evaluate(self, num_samples=1):
     """{figure: (mean, standard error)} over the test set (EMA weights if enabled)."""
     e = self.config.eval
+    key = (num_samples, e.get("importance_chunk"))
+    if self._eval_fn is None or self._eval_fn[0] != key:
+      self._eval_fn = key, evaluation.Evaluator(self.model, *key)
     dataset = self.data.eval_dataset(e.batch_size, seed=self.config.seed + 2)
     with self._ema_weights():
-      figures = evaluation.evaluate(self.model, dataset, self.config.seed + 4, num_samples,
-                                    e.get("importance_chunk"))
+      figures = self._eval_fn[1](dataset, self.config.seed + 4)
     return evaluation.summarize(figures)
 
   def samples(self, step):
