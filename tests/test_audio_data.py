@@ -82,3 +82,35 @@ def test_errors_name_the_problem(tmp_path):
     gdata.load(_config(path))
   with pytest.raises(ValueError, match="segment_length must be a whole number"):
     gdata.event_shape(_config(path, segment_length=0))
+
+
+def test_mel_conditioning_is_the_log_mel_of_each_segment_and_clip(tmp_path):
+  from gflow.data.mel import MelConfig, log_mel_spectrogram
+  rng = np.random.RandomState(0)
+  folder = tmp_path / "speechy"
+  os.makedirs(folder)
+  for i in range(10):
+    write_wav(str(folder / f"c{i}.wav"), 0.3 * rng.randn(700 + 50 * i).clip(-3, 3) / 3, RATE)
+  c = _config(str(folder), segment_length=256)
+  c.features = "mel"
+  c.mel = ml_collections.ConfigDict(dict(sample_rate=RATE, n_fft=128, hop=64, n_mels=20,
+                                         fmax=4000.0))
+  source = gdata.load(c)
+  mel = MelConfig(sample_rate=RATE, n_fft=128, hop=64, n_mels=20, fmax=4000.0)
+  assert source.element_spec["conditioning"].shape == (4, 20)
+  batch = next(iter(source.train_dataset(4, seed=0)))
+  np.testing.assert_allclose(batch["conditioning"], log_mel_spectrogram(batch["x"], mel),
+                             rtol=1e-5, atol=1e-5)
+  clips = next(iter(source.eval_dataset(1, seed=0)))
+  n = int(clips["length"][0])
+  assert n % 64 == 0 and clips["conditioning"].shape == (1, n // 64, 20)
+  c.mel.sample_rate = 22050
+  with pytest.raises(ValueError, match=r"is at 8000 Hz but config.data.mel.sample_rate is 22050"):
+    gdata.load(c)
+  c.mel.sample_rate, c.segment_length = RATE, 250
+  with pytest.raises(ValueError, match=r"segment_length \(250\) must be a multiple of the mel "
+                                       r"hop \(64\)"):
+    gdata.load(c)
+  c.features = "mfcc"
+  with pytest.raises(ValueError, match="data.features must be '' \\(none\\) or 'mel'"):
+    gdata.load(c)

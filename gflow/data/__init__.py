@@ -11,6 +11,7 @@ from gflow.data.audio import WavFolder, load_wav_folder
 from gflow.data.digits import load_digits
 from gflow.data.folder import load_folder
 from gflow.data.images import ImageData, check_images
+from gflow.data.mel import MelConfig
 from gflow.data.pipeline import dequantize, distribute, eval_dataset, train_dataset
 from gflow.data.shapes import event_shape, unknown_dataset
 from gflow.data.source import DataSource
@@ -20,7 +21,7 @@ from gflow.data.tfds_source import (DatasetUnavailableError, TfdsAudio, TfdsImag
 __all__ = [
     "ArraySource", "DataSource", "WavFolder", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
     "eval_dataset", "event_shape", "load", "load_arrays", "load_digits", "load_folder",
-    "TfdsAudio", "TfdsImages", "load_tfds", "load_wav_folder", "plugin_sources", "train_dataset", "unknown_dataset",
+    "TfdsAudio", "TfdsImages", "MelConfig", "load_tfds", "load_wav_folder", "mel_config", "plugin_sources", "train_dataset", "unknown_dataset",
 ]
 
 
@@ -42,6 +43,16 @@ def plugin_sources():
   return registry.data_sources()
 
 
+def mel_config(data_config):
+  """The `MelConfig` of `config.data` when `data.features` is "mel", else None."""
+  features = data_config.get("features", "")
+  if features not in ("", "mel"):
+    raise ValueError(f"config.data.features must be '' (none) or 'mel'; got {features!r}.")
+  if features != "mel":
+    return None
+  return MelConfig.from_config(data_config.get("mel") or {})
+
+
 def load(data_config):
   """The `DataSource` that `config.data` names (`data.name`)."""
   name = data_config.name
@@ -55,7 +66,7 @@ def load(data_config):
     return load_arrays(data_config.path, num_levels)
   if name == "wav_folder":
     return load_wav_folder(data_config.get("path", ""), data_config.get("segment_length", 0),
-                           data_config.get("sample_rate", 0))
+                           data_config.get("sample_rate", 0), mel_config(data_config))
   sources = plugin_sources()
   if name in sources:
     return sources[name](data_config)
@@ -63,6 +74,7 @@ def load(data_config):
     return load_tfds(name, data_config.get("data_dir", ""),
                      image_size=data_config.get("image_size", 0),
                      shuffle_buffer=data_config.get("shuffle_buffer", 10_000),
-                     segment_length=data_config.get("segment_length", 0))
+                     segment_length=data_config.get("segment_length", 0),
+                     mel=mel_config(data_config))
   except UnknownTfdsDataset as e:
     raise unknown_dataset(name) from e

@@ -8,6 +8,11 @@ shorter than the segment are zero-padded at the end. So batch k is a function of
 Evaluation yields whole clips in file order, zero-padded to the longest clip of
 each batch, with their lengths (`"length"`) so models can mask the padding.
 Waveforms are float32 in [-1, 1], mono (channels averaged).
+
+With a `gflow.data.mel.MelConfig`, examples also carry `"conditioning"`: the
+log-mel spectrogram of the segment ([segment_length / hop, n_mels]); evaluation
+clips are then trimmed to a whole number of hops, and their spectrograms padded
+with the log floor.
 """
 
 import os
@@ -16,10 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 from gflow.data.images import split_fixed
+from gflow.data.mel import log_mel_spectrogram
 from gflow.data.pipeline import example_seed, shuffled_stream
 from gflow.data.source import DataSource
 
-__all__ = ["WavFolder", "load_wav_folder", "random_segment", "wav_header"]
+__all__ = ["AudioExamples", "WavFolder", "load_wav_folder", "random_segment", "wav_header"]
 
 TEST_FRACTION = 0.1
 
@@ -49,23 +55,65 @@ def _decode(contents):
   return tf.reduce_mean(wave, axis=-1)
 
 
-class WavFolder(DataSource):
-  """WAV files (one sample rate) split by file into train and test; batches
-  {"x": [segment_length] float32} for training and {"x": [T], "length": T} clips
-  for evaluation."""
+class AudioExamples:
+  """What every audio source shares: segments and clips as examples, with log-mel
+  conditioning when a `MelConfig` is given."""
 
-  def __init__(self, name, train_files, test_files, sample_rate, segment_length):
+  def _setup_audio(self, sample_rate, segment_length, mel):
     if segment_length < 1:
-      raise ValueError(f"segment_length must be >= 1 sample; got {segment_length}.")
-    self.name = name
-    self.train_files = list(train_files)
-    self.test_files = list(test_files)
-    self.sample_rate = sample_rate
+      raise ValueError(f"config.data.segment_length must be >= 1 sample; got {segment_length}.")
+    if mel is not None:
+      if mel.sample_rate != sample_rate:
+        raise ValueError(f"{self.name} is at {sample_rate} Hz but config.data.mel.sample_rate "
+                         f"is {mel.sample_rate}; set --config.data.mel.sample_rate="
+                         f"{sample_rate} (and fmax <= {sample_rate // 2}).")
+      if segment_length % mel.hop:
+        raise ValueError(f"config.data.segment_length ({segment_length}) must be a multiple of "
+                         f"the mel hop ({mel.hop}).")
+    self.sample_rate = int(sample_rate)
     self.segment_length = int(segment_length)
+    self.mel = mel
 
   @property
   def element_spec(self):
-    return {"x": tf.TensorSpec([self.segment_length], tf.float32)}
+    spec = {"x": tf.TensorSpec([self.segment_length], tf.float32)}
+    if self.mel is not None:
+      spec["conditioning"] = tf.TensorSpec([self.segment_length // self.mel.hop,
+                                            self.mel.n_mels], tf.float32)
+    return spec
+
+  def _segment_example(self, wave, seed):
+    x = random_segment(wave, self.segment_length, seed)
+    if self.mel is None:
+      return {"x": x}
+    return {"x": x, "conditioning": log_mel_spectrogram(x, self.mel)}
+
+  def _clip_example(self, wave):
+    if self.mel is None:
+      return {"x": wave, "length": tf.shape(wave)[0]}
+    wave = wave[:tf.shape(wave)[0] // self.mel.hop * self.mel.hop]
+    return {"x": wave, "length": tf.shape(wave)[0],
+            "conditioning": log_mel_spectrogram(wave, self.mel)}
+
+  def _batch_clips(self, ds, batch_size):
+    shapes = {"x": [None], "length": []}
+    values = {"x": 0.0, "length": 0}
+    if self.mel is not None:
+      shapes["conditioning"] = [None, self.mel.n_mels]
+      values["conditioning"] = float(np.log(self.mel.floor))
+    return ds.padded_batch(batch_size, padded_shapes=shapes, padding_values=values)
+
+
+class WavFolder(AudioExamples, DataSource):
+  """WAV files (one sample rate) split by file into train and test; batches
+  {"x": [segment_length] float32} for training and {"x": [T], "length": T} clips
+  for evaluation (plus "conditioning" with a mel config)."""
+
+  def __init__(self, name, train_files, test_files, sample_rate, segment_length, mel=None):
+    self.name = name
+    self.train_files = list(train_files)
+    self.test_files = list(test_files)
+    self._setup_audio(sample_rate, segment_length, mel)
 
   @property
   def num_train(self):
@@ -77,22 +125,20 @@ class WavFolder(DataSource):
 
   def train_dataset(self, global_batch, seed, start_step=0):
     files = tf.constant(self.train_files)
-    length = self.segment_length
-
-    def segment(k, index):
-      wave = _decode(tf.io.read_file(files[index]))
-      return {"x": random_segment(wave, length, example_seed(seed, k))}
-    return shuffled_stream(self.num_train, global_batch, seed, start_step, segment)
+    return shuffled_stream(
+        self.num_train, global_batch, seed, start_step,
+        lambda k, i: self._segment_example(_decode(tf.io.read_file(files[i])),
+                                           example_seed(seed, k)))
 
   def eval_dataset(self, batch_size, seed, limit=0):
     files = self.test_files[:limit] if limit else self.test_files
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(files)).map(
-        lambda f: _decode(tf.io.read_file(f)), deterministic=True)
-    ds = ds.map(lambda w: {"x": w, "length": tf.shape(w)[0]})
-    return ds.padded_batch(batch_size, padded_shapes={"x": [None], "length": []})
+        lambda f: self._clip_example(_decode(tf.io.read_file(f))), deterministic=True)
+    return self._batch_clips(ds, batch_size)
 
 
-def load_wav_folder(path, segment_length, sample_rate=0, test_fraction=TEST_FRACTION):
+def load_wav_folder(path, segment_length, sample_rate=0, mel=None,
+                    test_fraction=TEST_FRACTION):
   """Every .wav under `path` (recursively), split by file with a fixed seeded
   permutation (10 % test). All files must share one sample rate (`sample_rate`, if
   given, must be it)."""
@@ -117,4 +163,4 @@ def load_wav_folder(path, segment_length, sample_rate=0, test_fraction=TEST_FRAC
                      f"is {sample_rate}; resample the files or set "
                      f"--config.data.sample_rate={rate}.")
   train, test = split_fixed(np.array(files), test_fraction)
-  return WavFolder(f"wav_folder:{path}", train, test, rate, segment_length)
+  return WavFolder(f"wav_folder:{path}", train, test, rate, segment_length, mel)

@@ -17,7 +17,7 @@ import socket
 import numpy as np
 import tensorflow as tf
 
-from gflow.data.audio import random_segment
+from gflow.data.audio import AudioExamples
 from gflow.data.pipeline import dequantize, epoch_stream, example_seed
 from gflow.data.source import DataSource
 
@@ -191,47 +191,40 @@ class TfdsImages(TfdsStream):
     return {"x": dequantize(self._image(features), noise_seed)}
 
 
-class TfdsAudio(TfdsStream):
+class TfdsAudio(AudioExamples, TfdsStream):
   """A prepared tfds speech dataset (e.g. `ljspeech`), streamed: training batches
   {"x": [segment_length]} of random segments (seeded by (seed, k)), evaluation
-  {"x": whole clips zero-padded per batch, "length"}, floats in [-1, 1]."""
+  {"x": whole clips zero-padded per batch, "length"}, floats in [-1, 1]; with a mel
+  config, log-mel "conditioning" too (see `gflow.data.audio`)."""
 
   def __init__(self, name, builder, train_split, test_split, audio_key, segment_length,
-               shuffle_buffer=10_000):
-    super().__init__(name, builder, train_split, test_split, shuffle_buffer)
-    if segment_length < 1:
-      raise ValueError(f"config.data.segment_length must be >= 1 sample; got {segment_length}.")
+               shuffle_buffer=10_000, mel=None):
+    TfdsStream.__init__(self, name, builder, train_split, test_split, shuffle_buffer)
     feature = builder.info.features[audio_key]
     self._audio_key = audio_key
-    self.sample_rate = int(feature.sample_rate)
-    self.segment_length = int(segment_length)
-    self._scale = float(np.iinfo(feature.dtype.as_numpy_dtype).max + 1) if \
-        tf.as_dtype(feature.dtype).is_integer else 1.0
-
-  @property
-  def element_spec(self):
-    return {"x": tf.TensorSpec([self.segment_length], tf.float32)}
+    dtype = tf.as_dtype(feature.dtype)
+    self._scale = float(np.iinfo(dtype.as_numpy_dtype).max + 1) if dtype.is_integer else 1.0
+    self._setup_audio(int(feature.sample_rate), segment_length, mel)
 
   def _wave(self, features):
     wave = tf.cast(features[self._audio_key], tf.float32) / self._scale
     return wave if wave.shape.rank == 1 else tf.reduce_mean(wave, axis=-1)
 
   def _train_example(self, features, noise_seed):
-    return {"x": random_segment(self._wave(features), self.segment_length, noise_seed)}
+    return self._segment_example(self._wave(features), noise_seed)
 
   def _eval_example(self, features, noise_seed):
-    wave = self._wave(features)
-    return {"x": wave, "length": tf.shape(wave)[0]}
+    return self._clip_example(self._wave(features))
 
   def _batch_eval(self, ds, batch_size):
-    return ds.padded_batch(batch_size, padded_shapes={"x": [None], "length": []})
+    return self._batch_clips(ds, batch_size)
 
 
 AUDIO_KEYS = ("speech", "audio")
 
 
 def load_tfds(name, data_dir="", image_key="image", online=None, image_size=0,
-              shuffle_buffer=10_000, segment_length=0):
+              shuffle_buffer=10_000, segment_length=0, mel=None):
   """A prepared tfds dataset as a streaming `TfdsImages` (or `TfdsAudio` for speech:
   a `speech` or `audio` feature); downloads and prepares it only when this
   machine is online.
@@ -260,7 +253,7 @@ def load_tfds(name, data_dir="", image_key="image", online=None, image_size=0,
   audio = [k for k in AUDIO_KEYS if k in features]
   if image_key not in features and audio:
     return TfdsAudio(name, builder, train_split, test_split, audio[0], segment_length,
-                     shuffle_buffer=shuffle_buffer)
+                     shuffle_buffer=shuffle_buffer, mel=mel)
   if image_key not in features:
     raise ValueError(f"tfds dataset {name!r} has neither images ({image_key!r}) nor audio "
                      f"({', '.join(AUDIO_KEYS)}); its features are {sorted(features)}.")
