@@ -21,6 +21,7 @@ from gflow.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from gflow.bijectors.cross_unit_coupling import CrossUnitCoupling
 from gflow.bijectors.dequantization import UniformDequantization
 from gflow.bijectors.factor_out import FactorOut
+from gflow.bijectors.fold import Fold
 from gflow.bijectors.squeeze import Squeeze
 from gflow.plugin import BijectorExample, Plugin
 
@@ -136,6 +137,33 @@ def factor_out(dtype):
   return BijectorExample(FactorOut(inner, prior_network=prior), _x(dtype), 3, owner=prior)
 
 
+def _wavenet(dtype, seed, height_dilations=(1, 2)):
+  net = nets.WaveNet2D(4, conditioning_channels=3, layers=len(height_dilations),
+                       height_dilations=height_dilations, dtype=dtype)
+  net.build((None, 4, 6, 1))
+  return randomize(net, scale=0.3, seed=seed)
+
+
+def row_autoregressive(dtype):
+  """WaveFlow's flow on a 4 × 6 folded waveform with a 3-channel conditioning map."""
+  layer = gl.RowAutoregressiveLayer(_wavenet(dtype, 19), conditioning_rows=[2, 0, 3, 1],
+                                    dtype=dtype)
+  layer.build((None, 4, 6, 1))
+  cond = _x(dtype, (2, 4, 6, 3), seed=20)
+  return BijectorExample(layer.bijector(cond), _x(dtype, (2, 4, 6, 1), seed=21), 3,
+                         owner=layer, layer=layer, conditioning=cond)
+
+
+def permute_rows(dtype):
+  layer = gl.PermuteRowsLayer([3, 1, 0, 2], dtype=dtype)
+  layer.build((None, 4, 6, 1))
+  return BijectorExample(layer.bijector(), _x(dtype, (2, 4, 6, 1)), 3, layer=layer)
+
+
+def fold(dtype):
+  return BijectorExample(Fold(4), _x(dtype, (2, 24, 1)), 2)
+
+
 def factor_out_layer(dtype):
   """A two-level multi-scale stack: squeeze → coupling → split (learned prior) → inner
   ActNorm and learned top prior → unsqueeze (Glow's structure in small)."""
@@ -189,6 +217,9 @@ PLUGIN = Plugin(
         "affine_coupling_conditional": affine_conditional,
         "glow_step_shared_network": glow_step_shared,
         "multiscale_layer": factor_out_layer,
+        "row_autoregressive_affine": row_autoregressive,
+        "permute_rows": permute_rows,
+        "fold": fold,
         "additive_coupling": additive,
         "factor_out": factor_out,
         "uniform_dequantization": dequantization,

@@ -37,11 +37,13 @@ def _name(bijector):
 
 def _directions(bijector, x, y_fresh, x_fresh, event_ndims):
   """forward(x), inverse(y), fldj(x), ildj(y) and forward(inverse(y)), each on tensors
-  the others did not produce (`y_fresh`, `x_fresh` are new copies of values)."""
+  the others did not produce (`y_fresh`, `x_fresh` are new copies of values). A
+  bijector that changes the event rank (a fold) is given the latent side's rank."""
   y = bijector.forward(x)
   x_back = bijector.inverse(y_fresh)
   fldj = bijector.forward_log_det_jacobian(x_fresh, event_ndims=event_ndims)
-  ildj = bijector.inverse_log_det_jacobian(tf.identity(y_fresh), event_ndims=event_ndims)
+  ildj = bijector.inverse_log_det_jacobian(
+      tf.identity(y_fresh), event_ndims=bijector.forward_event_ndims(event_ndims))
   return y, x_back, fldj, ildj
 
 

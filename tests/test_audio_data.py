@@ -103,14 +103,12 @@ def test_mel_conditioning_is_the_log_mel_of_each_segment_and_clip(tmp_path):
                              rtol=1e-5, atol=1e-5)
   clips = next(iter(source.eval_dataset(1, seed=0)))
   n = int(clips["length"][0])
-  assert n % 64 == 0 and clips["conditioning"].shape == (1, n // 64, 20)
+  assert clips["conditioning"].shape == (1, -(-n // 64), 20)
   c.mel.sample_rate = 22050
   with pytest.raises(ValueError, match=r"is at 8000 Hz but config.data.mel.sample_rate is 22050"):
     gdata.load(c)
-  c.mel.sample_rate, c.segment_length = RATE, 250
-  with pytest.raises(ValueError, match=r"segment_length \(250\) must be a multiple of the mel "
-                                       r"hop \(64\)"):
-    gdata.load(c)
+  c.mel.sample_rate, c.segment_length = RATE, 250  # not a multiple of the hop: 4 frames
+  assert gdata.load(c).element_spec["conditioning"].shape == (4, 20)
   c.features = "mfcc"
   with pytest.raises(ValueError, match="data.features must be '' \\(none\\) or 'mel'"):
     gdata.load(c)

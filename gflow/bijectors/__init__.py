@@ -7,11 +7,15 @@ from gflow.bijectors.coupling import AdditiveCoupling, AffineCoupling, SCALE_FNS
 from gflow.bijectors.cross_unit_coupling import CrossUnitCoupling
 from gflow.bijectors.dequantization import UniformDequantization
 from gflow.bijectors.factor_out import FactorOut
+from gflow.bijectors.fold import Fold
+from gflow.bijectors.permute_rows import PermuteRows
+from gflow.bijectors.row_autoregressive import RowAutoregressiveAffine
 from gflow.bijectors.squeeze import Squeeze
 
 __all__ = [
     "ActNorm", "actnorm_init_from_data", "AdditiveCoupling", "AffineCoupling",
-    "ChannelSwap", "Conv1x1", "Conv1x1LU", "CrossUnitCoupling", "FactorOut", "SCALE_FNS", "Squeeze",
+    "ChannelSwap", "Conv1x1", "Conv1x1LU", "CrossUnitCoupling", "FactorOut", "Fold", "PermuteRows",
+    "RowAutoregressiveAffine", "SCALE_FNS", "Squeeze",
     "UniformDequantization",
 ]
 

@@ -10,9 +10,8 @@ each batch, with their lengths (`"length"`) so models can mask the padding.
 Waveforms are float32 in [-1, 1], mono (channels averaged).
 
 With a `gflow.data.mel.MelConfig`, examples also carry `"conditioning"`: the
-log-mel spectrogram of the segment ([segment_length / hop, n_mels]); evaluation
-clips are then trimmed to a whole number of hops, and their spectrograms padded
-with the log floor.
+log-mel spectrogram of the segment ([⌈segment_length / hop⌉, n_mels]); the
+spectrograms of evaluation clips are padded with the log floor.
 """
 
 import os
@@ -67,9 +66,6 @@ class AudioExamples:
         raise ValueError(f"{self.name} is at {sample_rate} Hz but config.data.mel.sample_rate "
                          f"is {mel.sample_rate}; set --config.data.mel.sample_rate="
                          f"{sample_rate} (and fmax <= {sample_rate // 2}).")
-      if segment_length % mel.hop:
-        raise ValueError(f"config.data.segment_length ({segment_length}) must be a multiple of "
-                         f"the mel hop ({mel.hop}).")
     self.sample_rate = int(sample_rate)
     self.segment_length = int(segment_length)
     self.mel = mel
@@ -78,8 +74,8 @@ class AudioExamples:
   def element_spec(self):
     spec = {"x": tf.TensorSpec([self.segment_length], tf.float32)}
     if self.mel is not None:
-      spec["conditioning"] = tf.TensorSpec([self.segment_length // self.mel.hop,
-                                            self.mel.n_mels], tf.float32)
+      frames = -(-self.segment_length // self.mel.hop)
+      spec["conditioning"] = tf.TensorSpec([frames, self.mel.n_mels], tf.float32)
     return spec
 
   def _segment_example(self, wave, seed):
@@ -91,7 +87,6 @@ class AudioExamples:
   def _clip_example(self, wave):
     if self.mel is None:
       return {"x": wave, "length": tf.shape(wave)[0]}
-    wave = wave[:tf.shape(wave)[0] // self.mel.hop * self.mel.hop]
     return {"x": wave, "length": tf.shape(wave)[0],
             "conditioning": log_mel_spectrogram(wave, self.mel)}
 

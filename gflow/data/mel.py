@@ -1,11 +1,12 @@
 """Log-mel spectrograms in `tf.signal`, as vocoders are fed them (librosa's conventions).
 
-    mel = log_mel_spectrogram(wave, MelConfig())   # [..., frames, n_mels], frames = T // hop
+    mel = log_mel_spectrogram(wave, MelConfig())   # [..., ⌈T / hop⌉, n_mels]
 
-* Centred frames: the waveform is reflect-padded by n_fft/2 on both sides, framed
-  every `hop` samples with a periodic Hann window of n_fft, and the last frame is
-  dropped, so frames · hop = T for a T that is a multiple of the hop (frame j is
-  centred on sample j·hop).
+* Centred frames: the waveform is reflect-padded by n_fft/2 on both sides and
+  framed every `hop` samples with a periodic Hann window of n_fft (frame j is
+  centred on sample j·hop); ⌈T / hop⌉ frames are kept, so frames · hop = T when T is
+  a multiple of the hop (librosa's last frame, centred past the end, is dropped),
+  and otherwise the frames cover T with less than a hop to spare.
 * Magnitude |STFT| (power 1), then a Slaney-scale, area-normalised mel filterbank
   (librosa's default; `tf.signal.linear_to_mel_weight_matrix` is HTK-scale and
   unnormalised, a different feature), then ln(max(mel, 1e-5)).
@@ -84,8 +85,8 @@ def mel_filterbank(config):
 
 
 def stft_magnitude(wave, config):
-  """|STFT| [..., T // hop, 1 + n_fft/2] of waveforms [..., T]: centred frames
-  (reflect padding of n_fft/2), periodic Hann window, the last frame dropped."""
+  """|STFT| [..., ⌈T / hop⌉, 1 + n_fft/2] of waveforms [..., T]: centred frames
+  (reflect padding of n_fft/2), periodic Hann window."""
   wave = tf.convert_to_tensor(wave, tf.float32)
   pad = config.n_fft // 2
   length = tf.shape(wave)[-1]
@@ -97,10 +98,10 @@ def stft_magnitude(wave, config):
                         fft_length=config.n_fft,
                         window_fn=lambda n, dtype: tf.signal.hann_window(n, periodic=True,
                                                                          dtype=dtype))
-  return tf.abs(spec)[..., :length // config.hop, :]
+  return tf.abs(spec)[..., :(length + config.hop - 1) // config.hop, :]
 
 
 def log_mel_spectrogram(wave, config):
-  """ln(max(mel, floor)) [..., T // hop, n_mels] of waveforms [..., T] in [-1, 1]."""
+  """ln(max(mel, floor)) [..., ⌈T / hop⌉, n_mels] of waveforms [..., T] in [-1, 1]."""
   mel = tf.tensordot(stft_magnitude(wave, config), mel_filterbank(config), axes=1)
   return tf.math.log(tf.maximum(mel, config.floor))

@@ -9,13 +9,16 @@ from gflow.layers.cross_unit_block import CrossUnitBlock
 from gflow.layers.factor_out import FactorOutLayer
 from gflow.layers.learned_prior import LearnedPriorLayer
 from gflow.layers.multiscale import MultiScale
+from gflow.layers.permute_rows import PermuteRowsLayer
+from gflow.layers.row_autoregressive import RowAutoregressiveLayer
 from gflow.layers.squeeze import SqueezeLayer
 from gflow.layers.stochastic import StochasticFlowLayer, StochasticSequential
 from gflow.layers.variational_dequantization import VariationalDequantization
 
 __all__ = [
     "ActNormLayer", "ChannelSwapLayer", "Conv1x1Layer", "CouplingLayer", "CrossUnitBlock",
-    "FactorOutLayer", "FlowLayer", "LearnedPriorLayer", "MultiScale", "SequentialFlow",
+    "FactorOutLayer", "FlowLayer", "LearnedPriorLayer", "MultiScale", "PermuteRowsLayer",
+    "RowAutoregressiveLayer", "SequentialFlow",
     "SqueezeLayer", "StochasticFlowLayer", "StochasticSequential", "VariationalDequantization",
     "is_initialized",
 ]

@@ -1,0 +1,93 @@
+"""WaveFlow's coupling network: a 2-D dilated WaveNet, causal along the height."""
+
+import keras
+import tensorflow as tf
+
+from gflow.nets.weight_norm import WeightNormConv2D
+
+__all__ = ["WaveNet2D", "HEIGHT_DILATIONS"]
+
+# Height dilations of the 8 residual layers for each squeeze height h (the official
+# code's table): the receptive field along the height then covers h rows.
+HEIGHT_DILATIONS = {
+    8: (1, 1, 1, 1, 1, 1, 1, 1),
+    16: (1, 1, 1, 1, 1, 1, 1, 1),
+    32: (1, 2, 4, 1, 2, 4, 1, 2),
+    64: (1, 2, 4, 8, 16, 1, 2, 4),
+    128: (1, 2, 4, 8, 16, 32, 64, 1),
+}
+
+
+@keras.saving.register_keras_serializable(package="gflow")
+class WaveNet2D(keras.layers.Layer):
+  """x [N, H, W, 1] (rows shifted down by the flow), c [N, H, W, n_mels] → [N, H, W, 2].
+
+  1x1 input conv to `channels`; `layers` gated residual layers, each a 3x3 conv
+  causal along H (padding (k−1)·d_h rows on top) and centred along W (dilation
+  2^j), plus a 1x1 projection of c into the gates, tanh · sigmoid, then a 1x1
+  conv to a residual and a skip half; the summed skips go through a
+  zero-initialised 1x1 conv to (log s, t), so the flow starts as the identity.
+  Convolutions use weight normalisation (`weight_norm`).
+  """
+
+  def __init__(self, channels=64, conditioning_channels=80, layers=8, kernel_size=3,
+               height_dilations=None, weight_norm=True, **kwargs):
+    super().__init__(**kwargs)
+    height_dilations = tuple(height_dilations or (1,) * layers)
+    if len(height_dilations) != layers:
+      raise ValueError(f"need one height dilation per layer ({layers}); got "
+                       f"{list(height_dilations)}.")
+    if channels < 1 or layers < 1 or kernel_size < 1:
+      raise ValueError(f"channels, layers and kernel_size must be >= 1; got {channels}, "
+                       f"{layers}, {kernel_size}.")
+    self.channels, self.conditioning_channels = channels, conditioning_channels
+    self.num_layers, self.kernel_size = layers, kernel_size
+    self.height_dilations, self.weight_norm = height_dilations, weight_norm
+    policy = self.dtype_policy
+    conv = lambda *a, **k: WeightNormConv2D(*a, weight_norm=weight_norm, dtype=policy, **k)  # noqa: E731
+    self.input_conv = conv(channels)
+    self.dilated = [conv(2 * channels, (kernel_size, kernel_size), (dh, 2 ** j))
+                    for j, dh in enumerate(height_dilations)]
+    self.mel_proj = [conv(2 * channels) for _ in range(layers)]
+    self.out_proj = [conv(2 * channels) for _ in range(layers)]
+    self.head = keras.layers.Conv2D(2, 1, kernel_initializer="zeros", dtype=policy)
+
+  def build(self, input_shape):
+    n, h, w, _ = input_shape
+    hidden = (n, h, w, self.channels)
+    self.input_conv.build(tuple(input_shape))
+    for dilated, mel, out in zip(self.dilated, self.mel_proj, self.out_proj):
+      dilated.build(hidden)
+      mel.build((n, h, w, self.conditioning_channels))
+      out.build(hidden)
+    self.head.build(hidden)
+
+  def _pad(self, x, j):
+    """Causal along H, centred along W, for layer j."""
+    dh, dw = self.height_dilations[j], 2 ** j
+    k = self.kernel_size
+    ph, pw = (k - 1) * dh, (k - 1) * dw
+    return tf.pad(x, [[0, 0], [ph, 0], [pw // 2, pw - pw // 2], [0, 0]])
+
+  def call(self, x, conditioning=None):
+    if conditioning is None:
+      raise ValueError(f"{self.name} needs the conditioning input (the upsampled mel).")
+    x = self.input_conv(x)
+    conditioning = tf.cast(conditioning, x.dtype)
+    skips = 0.
+    for j in range(self.num_layers):
+      gates = self.dilated[j](self._pad(x, j)) + self.mel_proj[j](conditioning)
+      content, gate = tf.split(gates, 2, axis=-1)
+      res, skip = tf.split(self.out_proj[j](tf.tanh(content) * tf.sigmoid(gate)), 2, axis=-1)
+      x = x + res
+      skips = skips + skip
+    return self.head(skips)
+
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape[:-1]) + (2,)
+
+  def get_config(self):
+    return {**super().get_config(), "channels": self.channels,
+            "conditioning_channels": self.conditioning_channels, "layers": self.num_layers,
+            "kernel_size": self.kernel_size, "height_dilations": self.height_dilations,
+            "weight_norm": self.weight_norm}

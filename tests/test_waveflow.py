@@ -1,0 +1,126 @@
+"""WaveFlow: causality along the height, the permutation schedule, the paper's parameter
+counts, and a tiny model that learns on generated speech-like audio through gflow-train."""
+
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gflow
+from gflow import examples
+from gflow import layers as gl
+from gflow import nets
+from gflow.bijectors.permute_rows import waveflow_permutations
+from gflow.io import write_wav
+from gflow.train.trainer import build_model
+from tests.conftest import REPO, run_cli
+
+WF_CONFIG = os.path.join(REPO, "configs", "waveflow.py")
+
+
+def waveflow_config(arg="ljspeech_64"):
+  sys.path.insert(0, os.path.join(REPO, "configs"))
+  try:
+    import waveflow
+  finally:
+    sys.path.pop(0)
+  return waveflow.get_config(arg)
+
+
+@pytest.mark.parametrize("height,dilations", [(8, (1, 1, 1)), (32, (1, 2, 4, 1, 2))])
+def test_latent_row_i_depends_on_no_input_row_after_it(height, dilations):
+  net = nets.WaveNet2D(4, conditioning_channels=2, layers=len(dilations),
+                       height_dilations=dilations)
+  net.build((None, height, 5, 1))
+  examples.randomize(net, scale=0.3)
+  layer = gl.RowAutoregressiveLayer(net)
+  layer.build((None, height, 5, 1))
+  x = tf.random.stateless_normal([2, height, 5, 1], [0, 1])
+  cond = tf.random.stateless_normal([2, height, 5, 2], [0, 2])
+  z, _ = layer.forward_and_log_det(x, 3, conditioning=cond)
+  for i in (0, 1, height // 2, height - 1):
+    bumped = tf.tensor_scatter_nd_add(x, [[0, i, 2, 0]], [1.0])
+    z2, _ = layer.forward_and_log_det(bumped, 3, conditioning=cond)
+    diff = np.abs((z2 - z).numpy()[0, :, :, 0]).max(axis=1)
+    assert np.all(diff[:i] == 0), (i, diff)  # rows above are untouched
+    assert diff[i] > 0  # and the row itself moves
+
+
+def test_permutation_schedule_and_the_conditioning_each_flow_sees():
+  perms = waveflow_permutations(8, 4)
+  assert [p.tolist() for p in perms[:2]] == [[7, 6, 5, 4, 3, 2, 1, 0]] * 2
+  assert [p.tolist() for p in perms[2:]] == [[3, 2, 1, 0, 7, 6, 5, 4]] * 2
+  from gflow_waveflow import build_waveflow_stack
+  stack = build_waveflow_stack(4, 8, channels=4, n_mels=2, layers=2)
+  stack.build((None, 8, 3, 1))
+  rows = tf.reshape(tf.range(8, dtype=tf.float32), [1, 8, 1, 1]) * tf.ones([1, 8, 3, 1])
+  for layer in stack.flow_layers:  # follow the rows through the permutations
+    if isinstance(layer, gl.RowAutoregressiveLayer):
+      np.testing.assert_array_equal(rows[0, :, 0, 0].numpy(), layer.conditioning_rows)
+    else:
+      rows = layer.bijector().forward(rows)
+      back = layer.bijector().inverse(tf.identity(rows))
+      assert sorted(back[0, :, 0, 0].numpy().tolist()) == list(range(8))
+
+
+@pytest.mark.parametrize("arg,paper", [("ljspeech_64", 5.91e6), ("ljspeech_128", 22.25e6)])
+def test_parameter_counts_of_the_paper(arg, paper):
+  c = waveflow_config(arg)
+  count = sum(int(np.prod(v.shape)) for v in build_model(c, (16000,)).trainable_variables)
+  assert abs(count - paper) / paper < 0.01, count
+  c.model.weight_norm = False  # NanoFlow's README: 5.925 M / 22.336 M without weight norm
+  plain = sum(int(np.prod(v.shape)) for v in build_model(c, (16000,)).trainable_variables)
+  assert abs(plain - {"ljspeech_64": 5.925e6, "ljspeech_128": 22.336e6}[arg]) < 2e3, plain
+
+
+def test_a_mel_shorter_than_the_waveform_is_refused():
+  c = waveflow_config("speech8k")
+  c.model.update(dict(num_flows=2, channels=4, layers=2))
+  model = build_model(c, (512,))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="fewer frames than the waveform"):
+    model.loss({"x": tf.zeros([1, 512]), "conditioning": tf.zeros([1, 4, 40])}, None)
+  with pytest.raises(ValueError, match="expects 40 mel bands"):
+    model.loss({"x": tf.zeros([1, 512]), "conditioning": tf.zeros([1, 8, 80])}, None)
+
+
+def _speechy_folder(path, n=12, rate=8000, seconds=0.3):
+  """Harmonic tones with a moving pitch and a syllable-like envelope, plus noise."""
+  rng = np.random.RandomState(0)
+  t = np.arange(int(rate * seconds)) / rate
+  os.makedirs(path, exist_ok=True)
+  for i in range(n):
+    f0 = rng.uniform(90, 220) * (1 + 0.2 * np.sin(2 * np.pi * rng.uniform(1, 3) * t))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 6))
+    wave *= np.sin(np.pi * t / seconds) ** 2 * rng.uniform(0.2, 0.5)
+    write_wav(os.path.join(path, f"s{i:02d}.wav"), wave + 0.005 * rng.randn(len(t)), rate)
+  return path
+
+
+TINY_WF = ["--config.model.num_flows=2", "--config.model.channels=8", "--config.model.layers=3",
+           "--config.data.segment_length=512", "--config.train.batch_size=4",
+           "--config.train.learning_rate=2e-3", "--config.train.log_every=20",
+           "--config.train.checkpoint_every=1000", "--config.train.eval_every=100000",
+           "--config.train.sample_every=100000", "--config.eval.num_samples=1",
+           "--config.train.jit_compile=false"]
+
+
+def test_a_tiny_waveflow_learns_and_is_evaluated_and_sampled(tmp_path):
+  folder = _speechy_folder(str(tmp_path / "wavs"))
+  workdir = str(tmp_path / "run")
+  out = run_cli("train", f"--config={WF_CONFIG}:speech8k", f"--workdir={workdir}",
+                f"--config.data.path={folder}", "--config.train.num_steps=100", *TINY_WF).stdout
+  losses = [float(v) for v in re.findall(r"\| loss \(nats/sample\) ([-\d.]+) \|", out)]
+  assert len(losses) == 5 and losses[-1] < losses[0] - 0.5, out
+  final = re.findall(r"^test log-likelihood: ([-\d.]+) nats/sample$", out, re.M)
+  assert len(final) == 1, out
+  evaluated = run_cli("evaluate", f"--workdir={workdir}").stdout
+  assert f"test log-likelihood: {final[0]} nats/sample" in evaluated
+  sampled = run_cli("sample", f"--workdir={workdir}", "--num_samples=1", "--temperature=0.8",
+                    f"--out={tmp_path / 'synth'}").stdout
+  wave, rate = gflow.io.read_wav(str(tmp_path / "synth_000.wav"))
+  assert "1 samples at temperature 0.8" in sampled and rate == 8000
+  assert len(wave) > 0 and np.all(np.abs(wave) <= 1)
