@@ -83,6 +83,46 @@ class WaveNet2D(keras.layers.Layer):
       skips = skips + skip
     return self.head(skips)
 
+  # -- synthesis, one row at a time -------------------------------------------------------
+  def synthesis_weights(self):
+    """Every kernel with its weight norm folded in, computed once before synthesis."""
+    def kb(conv):
+      return conv.kernel(), tf.convert_to_tensor(conv.bias)
+    return {"input": kb(self.input_conv), "dilated": [kb(c) for c in self.dilated],
+            "mel": [kb(c) for c in self.mel_proj], "out": [kb(c) for c in self.out_proj],
+            "head": (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias))}
+
+  def synthesis_buffers(self, batch, width, dtype=tf.float32):
+    """Zero buffers: layer j keeps its last (k − 1)·d_h + 1 input rows, the causal
+    receptive field of its height-dilated convolution (the zeros are the padding)."""
+    return [tf.zeros([batch, (self.kernel_size - 1) * dh + 1, width, self.channels], dtype)
+            for dh in self.height_dilations]
+
+  def row_step(self, x_row, cond_row, buffers, weights):
+    """The output row [N, 1, W, 2] for the next input row x_row [N, 1, W, 1] (the flow's
+    shifted input) and its conditioning row, given the buffers of the rows before it;
+    returns (output row, updated buffers). One row of convolution per layer."""
+    def conv(x, kb, dilations=(1, 1)):
+      kernel, bias = kb
+      return tf.nn.convolution(x, tf.cast(kernel, x.dtype), padding="VALID",
+                               dilations=dilations) + tf.cast(bias, x.dtype)
+    h = conv(x_row, weights["input"])
+    cond_row = tf.cast(cond_row, h.dtype)
+    skips, new_buffers = 0., []
+    for j, dh in enumerate(self.height_dilations):
+      buffer = tf.concat([buffers[j][:, 1:], h], axis=1)
+      new_buffers.append(buffer)
+      pw = (self.kernel_size - 1) * 2 ** j
+      padded = tf.pad(buffer, [[0, 0], [0, 0], [pw // 2, pw - pw // 2], [0, 0]])
+      gates = conv(padded, weights["dilated"][j], (dh, 2 ** j)) + conv(cond_row,
+                                                                        weights["mel"][j])
+      content, gate = tf.split(gates, 2, axis=-1)
+      res, skip = tf.split(conv(tf.tanh(content) * tf.sigmoid(gate), weights["out"][j]), 2,
+                           axis=-1)
+      h = h + res
+      skips = skips + skip
+    return conv(skips, (weights["head"][0], weights["head"][1])), new_buffers
+
   def compute_output_shape(self, input_shape):
     return tuple(input_shape[:-1]) + (2,)
 

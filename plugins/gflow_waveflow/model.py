@@ -80,6 +80,7 @@ class WaveFlow:
     upsampler.build((None, None, n_mels))
     flow.build((None, height, None, 1))
     self._outputs = WavFiles(sample_rate)
+    self._synthesize_fn = None
 
   @property
   def layer(self):
@@ -158,8 +159,22 @@ class WaveFlow:
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
     z = tf.random.stateless_normal(tf.shape(cf)[:3], seed=seed)[..., None]
     z = z * (self.sigma * temperature)
-    x = self._owner.flow.bijector(conditioning=cf).inverse(z)
-    return tf.clip_by_value(unfold(x)[..., 0], -1.0, 1.0)
+    return tf.clip_by_value(unfold(self.synthesize(z, cf))[..., 0], -1.0, 1.0)
+
+  def synthesize(self, z, conditioning):
+    """The folded waveform [N, h, W, 1] of latent z given the folded conditioning: the
+    flows inverted last to first, K · h row steps with each layer's row cache."""
+    if self._synthesize_fn is None:
+      self._synthesize_fn = tf.function(self._synthesize)
+    return self._synthesize_fn(z, conditioning)
+
+  def _synthesize(self, z, conditioning):
+    for layer in reversed(self._owner.flow.flow_layers):
+      if isinstance(layer, gl.RowAutoregressiveLayer):
+        z = layer.synthesize(z, conditioning)
+      else:
+        z = layer.bijector().inverse(z)
+    return z
 
 
 def build_model(model_config, event_shape):
