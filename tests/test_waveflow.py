@@ -122,8 +122,20 @@ def test_a_tiny_waveflow_learns_and_is_evaluated_and_sampled(tmp_path):
   sampled = run_cli("sample", f"--workdir={workdir}", "--num_samples=1", "--temperature=0.8",
                     f"--out={tmp_path / 'synth'}").stdout
   wave, rate = gflow.io.read_wav(str(tmp_path / "synth_000.wav"))
-  assert "1 samples at temperature 0.8" in sampled and rate == 8000
-  assert len(wave) > 0 and np.all(np.abs(wave) <= 1)
+  assert "1 samples at temperature 0.8" in sampled and "× real time" in sampled
+  assert rate == 8000 and len(wave) > 0 and np.all(np.abs(wave) <= 1)
+  source = os.path.join(folder, "s03.wav")
+  resynth = run_cli("sample", f"--workdir={workdir}", f"--wav={source}",
+                    f"--out={tmp_path / 'resynth'}").stdout
+  assert "1 samples" in resynth
+  assert len(gflow.io.read_wav(str(tmp_path / "resynth_000.wav"))[0]) == 2400  # 0.3 s
+  np.save(tmp_path / "mel.npy", np.zeros((2, 5, 40), np.float32))
+  from_mel = run_cli("sample", f"--workdir={workdir}", f"--mel={tmp_path / 'mel.npy'}",
+                     f"--out={tmp_path / 'from_mel'}").stdout
+  assert "2 samples" in from_mel
+  assert len(gflow.io.read_wav(str(tmp_path / "from_mel_001.wav"))[0]) == 5 * 64
+  bad = run_cli("sample", f"--workdir={workdir}", f"--mel={tmp_path / 'wave'}", check=False)
+  assert bad.returncode == 2 and "No .npy file" in bad.stderr
 
 
 @pytest.mark.parametrize("height", [8, 32, 64])
