@@ -42,7 +42,7 @@ Contract (checked by `check_model`):
 
 import typing
 
-__all__ = ["Model", "check_model", "REQUIRED"]
+__all__ = ["LayerModel", "Model", "check_model", "REQUIRED"]
 
 
 @typing.runtime_checkable
@@ -70,6 +70,38 @@ class Model(typing.Protocol):
   def evaluate(self, batch, seed, num_samples=1, chunk_size=None): ...
 
   def generate(self, n, seed, temperature=1.0, conditioning=None): ...
+
+
+class LayerModel:
+  """A base for protocol models whose variables all live in one Keras layer: it provides
+  `layer`, `trainable_variables` and `outputs`, and no data-dependent initialisation
+  (override `initialize`/`is_initialized` to add one). Subclasses set `loss_name` and
+  `figure_units` and implement `loss`, `evaluate` and `generate`."""
+
+  loss_name = "loss"
+  figure_units = {}
+
+  def __init__(self, layer, outputs):
+    self._layer = layer
+    self._outputs = outputs
+
+  @property
+  def layer(self):
+    return self._layer
+
+  @property
+  def trainable_variables(self):
+    return self._layer.trainable_variables
+
+  @property
+  def outputs(self):
+    return self._outputs
+
+  def initialize(self, batch, seed):
+    """Nothing to initialise from data."""
+
+  def is_initialized(self):
+    return True
 
 
 REQUIRED = ("layer", "trainable_variables", "outputs", "loss_name", "figure_units", "loss",

@@ -18,6 +18,7 @@ from gflow import nets
 from gflow.bijectors.fold import fold, unfold
 from gflow.bijectors.permute_rows import waveflow_permutations
 from gflow.io import WavFiles
+from gflow.model import LayerModel
 
 __all__ = ["WaveFlow", "build_model", "build_waveflow_stack"]
 
@@ -60,7 +61,7 @@ class _Owner(keras.layers.Layer):
     raise TypeError("Use the WaveFlow model's methods.")
 
 
-class WaveFlow:
+class WaveFlow(LayerModel):
   """The WaveFlow model under gflow's model protocol (`gflow.model`).
 
   Batches: {"x": waveforms [N, T] in [-1, 1], "conditioning": log-mel [N, frames,
@@ -79,20 +80,8 @@ class WaveFlow:
     self._owner = _Owner(upsampler, flow, name=name.lower())
     upsampler.build((None, None, n_mels))
     flow.build((None, height, None, 1))
-    self._outputs = WavFiles(sample_rate)
+    super().__init__(self._owner, WavFiles(sample_rate))
     self._synthesize_fn = None
-
-  @property
-  def layer(self):
-    return self._owner
-
-  @property
-  def trainable_variables(self):
-    return self._owner.trainable_variables
-
-  @property
-  def outputs(self):
-    return self._outputs
 
   @property
   def hop(self):
@@ -128,12 +117,6 @@ class WaveFlow:
   def loss(self, batch, seed, training=False):
     log_p, n = self.log_prob(batch["x"], batch["conditioning"], training)
     return -log_p / n
-
-  def initialize(self, batch, seed):
-    pass
-
-  def is_initialized(self):
-    return True
 
   def evaluate(self, batch, seed, num_samples=1, chunk_size=None):
     if num_samples != 1:

@@ -86,7 +86,7 @@ def noisy_sines(data_config):
   return gflow.data.ArraySource("noisy_sines", make(512, 1), make(128, 2))
 
 
-class ConditionalSignalFlow:
+class ConditionalSignalFlow(gflow.model.LayerModel):
   """log p(x | c) = log N(f(x; c); 0, I) + log|det ∂f/∂x| for signals x [T] given c."""
 
   loss_name = "nats/sample"
@@ -94,21 +94,8 @@ class ConditionalSignalFlow:
 
   def __init__(self, layer, length):
     self.length = length
-    self._layer = layer
     layer.build((None, length))
-    self._outputs = gflow.io.WavFiles(SAMPLE_RATE)
-
-  @property
-  def layer(self):
-    return self._layer
-
-  @property
-  def trainable_variables(self):
-    return self._layer.trainable_variables
-
-  @property
-  def outputs(self):
-    return self._outputs
+    super().__init__(layer, gflow.io.WavFiles(SAMPLE_RATE))
 
   def log_prob(self, x, conditioning, training=False):
     z, ldj = self._layer.forward_and_log_det(x, 1, training=training,
@@ -117,12 +104,6 @@ class ConditionalSignalFlow:
 
   def loss(self, batch, seed, training=False):
     return -self.log_prob(batch["x"], batch["conditioning"], training) / self.length
-
-  def initialize(self, batch, seed):
-    pass
-
-  def is_initialized(self):
-    return True
 
   def evaluate(self, batch, seed, num_samples=1, chunk_size=None):
     if num_samples != 1:
