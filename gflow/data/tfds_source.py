@@ -112,7 +112,8 @@ class TfdsStream(DataSource):
     ds = tf.data.Dataset.from_tensor_slices((files, skips, takes))
     shard = lambda f, skip, take: tf.data.TFRecordDataset(f).skip(skip).take(take)  # noqa: E731
     if interleave:
-      return ds.interleave(shard, cycle_length=4, block_length=16, deterministic=True)
+      return ds.interleave(shard, cycle_length=4, block_length=16,
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.flat_map(shard)
 
   def _decode(self, record):
