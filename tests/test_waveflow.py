@@ -168,3 +168,16 @@ def test_xla_step_with_bfloat16_networks_keeps_float32_log_dets(tmp_path):
   assert t.model.loss(batch, None).dtype == tf.float32
   assert all(v.dtype == "float32" for v in t.model.trainable_variables)
   assert np.isfinite(t.train()["log-likelihood"][0])
+
+
+def test_two_logical_cpu_replicas_equal_one(tmp_path):
+  """A tiny WaveFlow under MirroredStrategy on 2 logical CPUs ends with the weights,
+  optimizer slots and EMA of 1 replica at the same global batch."""
+  from tests.test_distributed import _assert_same_weights, _load, _train
+  folder = _speechy_folder(str(tmp_path / "wavs"), n=8)
+  args = [f"--config={WF_CONFIG}:speech8k", f"--config.data.path={folder}", *TINY_WF,
+          "--config.train.num_steps=6", "--config.train.ema_decay=0.9",
+          "--config.train.learning_rate=2e-3", "--config.data.segment_length=256"]
+  one = _load(_train(tmp_path, "one", args=args)[0])
+  two = _load(_train(tmp_path, "two", "mirrored", cpus=2, args=args)[0])
+  _assert_same_weights(one, two, 2, actnorm=False)
