@@ -112,3 +112,26 @@ def test_mel_conditioning_is_the_log_mel_of_each_segment_and_clip(tmp_path):
   c.features = "mfcc"
   with pytest.raises(ValueError, match="data.features must be '' \\(none\\) or 'mel'"):
     gdata.load(c)
+
+
+def test_the_gaussian_baseline_is_the_closed_form_for_gaussian_audio(tmp_path):
+  """Clips of N(0.05, 0.1²) noise: the fitted baseline scores each clip at about
+  E log N(x) = -½ log(2πσ²) - ½, and a batch's zero padding is not scored."""
+  from gflow.data.baseline import fit_gaussian, gaussian_log_likelihood
+  rng = np.random.RandomState(0)
+  folder = tmp_path / "noise"
+  os.makedirs(folder)
+  for i in range(30):
+    write_wav(str(folder / f"n{i:02d}.wav"), 0.05 + 0.1 * rng.randn(4000 + 500 * (i % 4)), RATE)
+  source = gdata.load(_config(str(folder), segment_length=1000))
+  fit = fit_gaussian(source, seed=0, num_segments=256)
+  assert abs(fit.mean - 0.05) < 3e-3 and abs(fit.std - 0.1) < 2e-3
+  assert fit.count % 1000 == 0 and 256_000 <= fit.count < 256_000 + 27_000
+  expected = -0.5 * np.log(2 * np.pi * 0.01) - 0.5
+  one = gaussian_log_likelihood(fit, source.eval_dataset(1, seed=0))
+  padded = gaussian_log_likelihood(fit, source.eval_dataset(3, seed=0))  # lengths differ
+  assert len(one) == source.num_test == 3
+  np.testing.assert_allclose(padded, one, rtol=1e-6)
+  np.testing.assert_allclose(one, expected, atol=0.05)  # ±0.011 per 4,000-sample clip
+  (baseline,) = source.baselines(seed=0)
+  assert baseline.figure == "log-likelihood" and "fitted to" in baseline.description

@@ -2,10 +2,8 @@
 mixed precision and openai/glow's CIFAR-10 setting."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,13 +13,8 @@ from gflow.train import Trainer, TrainingDiverged
 from gflow.train.checkpoint import model_variables
 from gflow.train.trainer import build_model, trainable_keyed
 from tests.conftest import CONFIG, REPO, TINY
-
-
-def _checkpoint_values(directory):
-  path = tf.train.latest_checkpoint(directory)
-  reader = tf.train.load_checkpoint(path)
-  return path, {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-                if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
+from tests.helpers.kill import checkpoint_values as _checkpoint_values
+from tests.helpers.kill import kill_then_resume
 
 
 def _train_cmd(workdir, steps):
@@ -35,25 +28,10 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path):
   steps = 300
   full, killed = tmp_path / "full", tmp_path / "killed"
   subprocess.run(_train_cmd(full, steps), cwd=REPO, check=True, capture_output=True)
-  proc = subprocess.Popen(_train_cmd(killed, steps), cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  ckpt = killed / "checkpoints"
-  deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None:
-    latest = tf.train.latest_checkpoint(str(ckpt)) if ckpt.exists() else None
-    if latest and int(latest.rsplit("-", 1)[1]) >= 75:
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-  killed_at = int(tf.train.latest_checkpoint(str(ckpt)).rsplit("-", 1)[1])
+  killed_at, _, _ = kill_then_resume(_train_cmd(killed, steps), killed, kill_after=75)
   assert killed_at < steps
-  out = subprocess.run(_train_cmd(killed, steps), cwd=REPO, check=True,
-                       capture_output=True, text=True).stdout
-  assert "Resumed from" in out and f"step {killed_at})" in out
   path_a, a = _checkpoint_values(str(full / "checkpoints"))
-  path_b, b = _checkpoint_values(str(ckpt))
+  path_b, b = _checkpoint_values(str(killed / "checkpoints"))
   assert path_a.endswith(f"-{steps}") and path_b.endswith(f"-{steps}")
   assert a.keys() == b.keys() and any("optimizer" in k for k in a)
   for k in a:  # weights, optimizer slots, EMA and step

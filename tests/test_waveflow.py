@@ -3,6 +3,7 @@ counts, and a tiny model that learns on generated speech-like audio through gflo
 
 import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -17,6 +18,7 @@ from gflow.bijectors.permute_rows import waveflow_permutations
 from gflow.io import write_wav
 from gflow.train.trainer import build_model
 from tests.conftest import REPO, run_cli
+from tests.helpers.kill import checkpoint_values, kill_then_resume
 
 WF_CONFIG = os.path.join(REPO, "configs", "waveflow.py")
 
@@ -81,6 +83,15 @@ def test_parameter_counts_of_the_paper(arg, paper):
   assert abs(plain - {"ljspeech_64": 5.925e6, "ljspeech_128": 22.336e6}[arg]) < 2e3, plain
 
 
+def test_gflow_info_prints_the_audio_examples_and_the_parameter_count():
+  out = run_cli("info", f"--config={WF_CONFIG}:ljspeech_64").stdout
+  assert out.splitlines()[0] == (
+      "waveflow (WaveFlow) for ljspeech audio: 16,000-sample segments, 80-band log-mel "
+      "conditioning (22,050 Hz, n_fft 1024, hop 256)")
+  assert re.search(r"^    flow_0 \(RowAutoregressiveLayer\): 743,746 parameters$", out, re.M)
+  assert "parameters: 5,950,162" in out.splitlines()
+
+
 def test_a_mel_shorter_than_the_waveform_is_refused():
   c = waveflow_config("speech8k")
   c.model.update(dict(num_flows=2, channels=4, layers=2))
@@ -113,17 +124,35 @@ TINY_WF = ["--config.model.num_flows=2", "--config.model.channels=8", "--config.
            "--config.train.jit_compile=false"]
 
 
-def test_a_tiny_waveflow_learns_and_is_evaluated_and_sampled(tmp_path):
-  folder = _speechy_folder(str(tmp_path / "wavs"))
-  workdir = str(tmp_path / "run")
-  out = run_cli("train", f"--config={WF_CONFIG}:speech8k", f"--workdir={workdir}",
-                f"--config.data.path={folder}", "--config.train.num_steps=100", *TINY_WF).stdout
+def _tiny_train_cmd(folder, workdir, *extra):
+  return [sys.executable, "-m", "gflow.cli.train", f"--config={WF_CONFIG}:speech8k",
+          f"--workdir={workdir}", f"--config.data.path={folder}",
+          "--config.train.num_steps=100", *TINY_WF, *extra]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  """A tiny WaveFlow trained 100 steps on speech-like tones: (folder, workdir, stdout)."""
+  tmp = tmp_path_factory.mktemp("tiny_waveflow")
+  folder = _speechy_folder(str(tmp / "wavs"), n=20)  # 2 test clips
+  workdir = tmp / "run"
+  out = subprocess.run(_tiny_train_cmd(folder, workdir), cwd=REPO, check=True,
+                       capture_output=True, text=True).stdout
+  return folder, workdir, out
+
+
+def test_a_tiny_waveflow_learns_and_is_evaluated_and_sampled(tmp_path, tiny_run):
+  folder, workdir, out = tiny_run
   losses = [float(v) for v in re.findall(r"\| loss \(nats/sample\) ([-\d.]+) \|", out)]
   assert len(losses) == 5 and losses[-1] < losses[0] - 0.5, out
-  final = re.findall(r"^test log-likelihood: ([-\d.]+) nats/sample$", out, re.M)
+  final = re.findall(r"^test log-likelihood: ([-\d.]+) ± [\d.]+ nats/sample$", out, re.M)
   assert len(final) == 1, out
+  baseline = re.findall(r"^Gaussian baseline log-likelihood: ([-\d.]+) ± [\d.]+ nats/sample "
+                        r"\(N\(μ=.*, σ=.*\) fitted to [\d,]+ training samples\)$", out, re.M)
+  assert len(baseline) == 1 and float(final[0]) > float(baseline[0]) + 0.5, out
   evaluated = run_cli("evaluate", f"--workdir={workdir}").stdout
-  assert f"test log-likelihood: {final[0]} nats/sample" in evaluated
+  assert f"test log-likelihood: {final[0]} ± " in evaluated
+  assert f"Gaussian baseline log-likelihood: {baseline[0]} ± " in evaluated
   sampled = run_cli("sample", f"--workdir={workdir}", "--num_samples=1", "--temperature=0.8",
                     f"--out={tmp_path / 'synth'}").stdout
   wave, rate = gflow.io.read_wav(str(tmp_path / "synth_000.wav"))
@@ -139,6 +168,24 @@ def test_a_tiny_waveflow_learns_and_is_evaluated_and_sampled(tmp_path):
                      f"--out={tmp_path / 'from_mel'}").stdout
   assert "2 samples" in from_mel
   assert len(gflow.io.read_wav(str(tmp_path / "from_mel_001.wav"))[0]) == 5 * 64
+
+
+def test_resume_after_a_kill_ends_with_the_uninterrupted_weights(tmp_path, tiny_run):
+  folder, full, _ = tiny_run
+  killed = tmp_path / "killed"
+  cmd = _tiny_train_cmd(folder, killed, "--config.train.checkpoint_every=20")
+  killed_at, at_kill, _ = kill_then_resume(cmd, killed, kill_after=40)
+  assert killed_at < 100
+  path_a, a = checkpoint_values(str(full / "checkpoints"))
+  path_b, b = checkpoint_values(str(killed / "checkpoints"))
+  assert path_a.endswith("-100") and path_b.endswith("-100")
+  assert a.keys() == b.keys() and any("optimizer" in k for k in a)
+  moved = max(float(np.max(np.abs(a[k] - at_kill[k]))) for k in a if "optimizer" not in k)
+  assert moved > 1e-2  # training after the kill moved the weights far beyond the tolerance
+  for k in a:  # weights, optimizer slots and step (not how many saves it took)
+    if k.startswith("save_counter"):
+      continue
+    np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
 @pytest.mark.parametrize("height", [8, 32, 64])

@@ -3,8 +3,10 @@
     gflow-eval --workdir=runs/digits
     gflow-eval --workdir=runs/denseflow_digits --num_importance_samples=1000
 
-Prints each figure the model reports (image flows: `test bits/dim`) with its
-standard error over the test items. `--num_importance_samples=K` asks for a
+Prints each figure the model reports (image flows: `test bits/dim`, audio
+models: `test log-likelihood` in nats/sample) as mean ± standard error over the
+test items, then the data's baselines (audio: a Gaussian fitted to the training
+audio, scored on the same clips). `--num_importance_samples=K` asks for a
 Monte Carlo estimate over K samples per item (for models whose likelihood is a
 bound: the importance-weighted estimate over K joint draws of all noise).
 """
@@ -21,6 +23,9 @@ _K = flags.DEFINE_integer("num_importance_samples", 1,
                           "K samples per test item (models with noise only).")
 _CHUNK = flags.DEFINE_integer("importance_chunk", 0,
                               "Samples evaluated together (0: the run's eval.importance_chunk).")
+_BASELINES = flags.DEFINE_bool(
+    "baselines", True, "Also print the data's reference figures (audio: an i.i.d. Gaussian "
+    "fitted to the training audio), for comparison.")
 _LIMIT = flags.DEFINE_integer("num_images", 0, "Evaluate the first N test items only (0: all).")
 flags.mark_flag_as_required("workdir")
 
@@ -38,17 +43,19 @@ def main(argv):
   model = gflow.load(_WORKDIR.value, use_ema=_EMA.value)
   chunk = _CHUNK.value or config.eval.get("importance_chunk") or k
   batch = _BATCH.value or max(1, config.eval.batch_size // min(chunk, k))
-  dataset = gdata.load(config.data).eval_dataset(batch, seed=config.seed + 2,
-                                                 limit=_LIMIT.value)
+  source = gdata.load(config.data)
+  dataset = source.eval_dataset(batch, seed=config.seed + 2, limit=_LIMIT.value)
   figures = evaluation.evaluate(model, dataset, config.seed + 4, k, chunk)
   summary = evaluation.summarize(figures)
   print(f"test items: {len(next(iter(figures.values())))}")
   if k > 1:
     print(f"importance samples: {k}")
-  for line, (_, stderr) in zip(evaluation.format_figures(summary, model.figure_units),
-                               summary.values()):
+  for line in evaluation.format_figures(summary, model.figure_units):
     print(line)
-    print(f"standard error: {stderr:.4f} (over the test items)")
+  if _BASELINES.value:
+    for line in evaluation.format_baselines(source, model.figure_units, config.seed + 2,
+                                            _LIMIT.value):
+      print(line)
   return 0
 
 

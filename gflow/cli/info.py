@@ -129,15 +129,29 @@ def _build_on_cpu(config, shape):
     return build_model(config, shape)
 
 
+def _examples(data_config, shape):
+  """What one example is: images HxWxC, audio segments (and their mel), or a shape."""
+  from gflow import data as gdata
+  if len(shape) == 3:
+    return f"images {'x'.join(map(str, shape))}"
+  if "segment_length" in data_config and len(shape) == 1:
+    text = f"audio: {shape[0]:,}-sample segments"
+    mel = gdata.mel_config(data_config)
+    if mel is not None:
+      text += (f", {mel.n_mels}-band log-mel conditioning ({mel.sample_rate:,} Hz, "
+               f"n_fft {mel.n_fft}, hop {mel.hop})")
+    return text
+  return f"examples {'x'.join(map(str, shape))}"
+
+
 def main(argv):
   common.reject_extra_args(argv)
   from gflow import data as gdata
   config = _CONFIG.value
   shape = gdata.event_shape(config.data)
   model = _build_on_cpu(config, shape)
-  kind = "images" if len(shape) == 3 else "examples"
-  print(f"{config.model.name} ({type(model).__name__}) for {config.data.name} {kind} "
-        f"{'x'.join(map(str, shape))}")
+  print(f"{config.model.name} ({type(model).__name__}) for {config.data.name} "
+        f"{_examples(config.data, shape)}")
   latent = getattr(model, "latent_shape", None)
   if latent is not None:
     print(f"latent dimensions: {math.prod(latent):,} (data: {math.prod(shape):,})")

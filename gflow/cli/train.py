@@ -49,8 +49,10 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 1
   if trainer.chief:
-    from gflow.train.evaluation import format_figures
-    for line in format_figures(summary, trainer.model.figure_units):
+    from gflow.train.evaluation import format_baselines, format_figures
+    units = trainer.model.figure_units
+    for line in format_figures(summary, units) + format_baselines(
+        trainer.data, units, trainer.config.seed + 2):
       print(line)
   return 0
 

@@ -8,7 +8,12 @@ global batch at a step is the same under any number of replicas or workers
 (`gflow.data.distribute` slices it).
 """
 
-__all__ = ["DataSource"]
+import collections
+
+__all__ = ["Baseline", "DataSource"]
+
+Baseline = collections.namedtuple("Baseline", "label figure values description")
+Baseline.__doc__ = """A reference model's per-item test `values` of the model figure `figure`."""
 
 
 class DataSource:
@@ -21,6 +26,8 @@ class DataSource:
     batch k is a function of (seed, start_step + k) only.
   * `eval_dataset(batch_size, seed, limit=0)`: the test set in a fixed order,
     once (the last batch may be short; `limit` keeps the first items).
+
+  and may override `baselines(seed, limit)`.
   """
 
   @property
@@ -45,6 +52,11 @@ class DataSource:
 
   def eval_dataset(self, batch_size, seed, limit=0):
     raise NotImplementedError
+
+  def baselines(self, seed, limit=0):
+    """Reference figures a model of this data should beat: a list of `Baseline`s
+    (none by default; audio sources give the Gaussian of `gflow.data.baseline`)."""
+    return []
 
   def describe(self):
     """One line for logs and `gflow-info`."""

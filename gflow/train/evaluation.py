@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from gflow.noise import Noise
 
-__all__ = ["Evaluator", "evaluate", "summarize", "format_figures"]
+__all__ = ["Evaluator", "evaluate", "summarize", "format_figures", "format_baselines"]
 
 
 def evaluate(model, dataset, seed, num_samples=1, chunk_size=None):
@@ -57,8 +57,26 @@ def summarize(figures):
   return out
 
 
+def _figure(mean, stderr, unit):
+  """`mean ± stderr unit` (no ± for one item: no standard error)."""
+  text = f"{mean:.4f}" if math.isnan(stderr) else f"{mean:.4f} ± {stderr:.4f}"
+  return text + (f" {unit}" if unit else "")
+
+
 def format_figures(summary, units=None, prefix="test "):
-  """Lines `test <name>: <mean>[ <unit>]`, in the model's order."""
+  """Lines `test <name>: <mean> ± <standard error>[ <unit>]`, in the model's order."""
   units = units or {}
-  return [f"{prefix}{name}: {mean:.4f}" + (f" {units[name]}" if name in units else "")
-          for name, (mean, _) in summary.items()]
+  return [f"{prefix}{name}: {_figure(mean, stderr, units.get(name))}"
+          for name, (mean, stderr) in summary.items()]
+
+
+def format_baselines(source, units=None, seed=0, limit=0):
+  """Lines `<baseline> <figure>: <mean> ± <standard error>[ <unit>] (<fit>)` of the
+  reference figures `source.baselines` gives (none for most sources)."""
+  units = units or {}
+  lines = []
+  for b in source.baselines(seed, limit):
+    mean, stderr = summarize({b.figure: b.values})[b.figure]
+    lines.append(f"{b.label} {b.figure}: {_figure(mean, stderr, units.get(b.figure))} "
+                 f"({b.description})")
+  return lines
