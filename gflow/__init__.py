@@ -1,5 +1,9 @@
 """gflow: plugin-based normalizing flows and score models on TensorFlow 2, Keras 3 and TFP."""
 
+from gflow import _console
+
+_console.quiet_start()  # console scripts only: before TensorFlow loads
+
 from gflow import bijectors, data, io, layers, model, nets, registry
 from gflow.flows import AugmentedFlow, Flow
 from gflow.model import Model

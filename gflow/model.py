@@ -32,7 +32,9 @@ Contract (checked by `check_model`):
   Monte Carlo estimate (importance samples of a bound, noise draws of a
   denoising loss), evaluated `chunk_size` at a time; a model with nothing to
   sample raises ValueError. `figure_units` maps a figure to its unit for
-  printing (e.g. {"log-likelihood": "nats/sample"}).
+  printing (e.g. {"log-likelihood": "nats/sample"}). The first figure selects
+  the run's best checkpoint: lower is better unless it is named in the optional
+  `higher_is_better` (a set of figure names; default empty).
 * `generate(n, seed, temperature=1.0, conditioning=None)` → n samples in data
   form (uint8 images, float waveforms in [-1, 1]); `conditioning` has a
   leading axis of n when given.
@@ -80,6 +82,7 @@ class LayerModel:
 
   loss_name = "loss"
   figure_units = {}
+  higher_is_better = frozenset()
 
   def __init__(self, layer, outputs):
     self._layer = layer

@@ -1,6 +1,8 @@
 """Every mode of every console script, run as a user runs it."""
 
+import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -12,13 +14,13 @@ from tests.conftest import CONFIG, TINY, run_cli
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("run")
-  out = run_cli("train", f"--config={CONFIG}:digits", f"--workdir={workdir}", *TINY,
-                "--config.train.num_steps=10", "--config.train.ema_decay=0.9").stdout
-  return workdir, out
+  proc = run_cli("train", f"--config={CONFIG}:digits", f"--workdir={workdir}", *TINY,
+                 "--config.train.num_steps=10", "--config.train.ema_decay=0.9")
+  return workdir, proc.stdout, proc.stderr
 
 
 def test_train_writes_progress_checkpoints_summaries_samples_and_config(trained):
-  workdir, out = trained
+  workdir, out, _ = trained
   assert "step 10/10 | loss (bits/dim) " in out and "steps/s | ETA" in out
   line = [l for l in out.splitlines() if l.startswith("test bits/dim: ")]
   assert len(line) == 1 and 0 < float(line[0].split()[2]) < 20
@@ -29,15 +31,30 @@ def test_train_writes_progress_checkpoints_summaries_samples_and_config(trained)
   assert Image.open(png).size[0] > 8
 
 
+def test_the_terminal_shows_what_gflow_did_and_no_tensorflow_start_up_lines(trained):
+  workdir, out, err = trained
+  assert not re.search(r"^[IWE]0000|cuInit|oneDNN|absl::InitializeLog", err, re.M), err
+  assert re.search(r"^First step \(tracing and XLA compiling\) took [\d.]+ s\.$", out, re.M)
+  first = re.search(r"^step  5/10 \| .* \| ([\d.]+) steps/s \| ETA", out, re.M)
+  assert first and float(first.group(1)) > 2, out  # compile time is not in steps/s
+  assert f"Saved {workdir / 'checkpoints' / 'ckpt-10'}" in out.splitlines()
+  assert re.search(r"^Done: steps 0→10 in 0:\d\d:\d\d; final test bits/dim [\d.]+, "
+                   r"best [\d.]+ at step 10\.$", out, re.M), out
+  best = json.loads((workdir / "checkpoints" / "best" / "best.json").read_text())
+  assert best["figure"] == "bits/dim" and best["step"] == 10
+  loud = run_cli("info", f"--config={CONFIG}:digits", "--verbosity=0")
+  assert "oneDNN" in loud.stderr  # --verbosity brings TensorFlow's lines back
+
+
 def test_eval_prints_the_same_test_bits_per_dim(trained):
-  workdir, out = trained
+  workdir, out, _ = trained
   train_line = [l for l in out.splitlines() if l.startswith("test bits/dim: ")][0]
   eval_out = run_cli("evaluate", f"--workdir={workdir}").stdout
   assert train_line in eval_out.splitlines()
 
 
 def test_sample_writes_a_png_grid_at_a_temperature(trained, tmp_path):
-  workdir, _ = trained
+  workdir, _, _ = trained
   out = tmp_path / "grid.png"
   msg = run_cli("sample", f"--workdir={workdir}", "--num_samples=9", "--temperature=0.7",
                 f"--out={out}").stdout
@@ -47,7 +64,7 @@ def test_sample_writes_a_png_grid_at_a_temperature(trained, tmp_path):
 
 
 def test_train_again_resumes_instead_of_restarting(trained):
-  workdir, _ = trained
+  workdir, _, _ = trained
   out = run_cli("train", f"--config={CONFIG}:digits", f"--workdir={workdir}", *TINY,
                 "--config.train.num_steps=10", "--config.train.ema_decay=0.9").stdout
   assert "Resumed from" in out and "Initialised" not in out

@@ -3,9 +3,11 @@
 import os
 import sys
 
+from gflow import _console
+
 __all__ = ["run_app", "reject_extra_args"]
 
-DEBUG_ENV = "GFLOW_DEBUG"
+DEBUG_ENV = _console.DEBUG_ENV
 
 
 def reject_extra_args(argv):
@@ -14,19 +16,24 @@ def reject_extra_args(argv):
 
 
 def run_app(main):
-  """absl's app.run; expected user errors are printed as one line (exit 2).
-
-  Set GFLOW_DEBUG=1 for the full traceback instead.
+  """absl's app.run; expected user errors are printed as one line (exit 2), an
+  unexpected exception with its traceback. TensorFlow's start-up and INFO log
+  lines are hidden unless `--verbosity=0` (or higher) or GFLOW_DEBUG=1 is given;
+  GFLOW_DEBUG=1 also shows the traceback of user errors.
   """
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  verbose = _console.verbose()
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
   from absl import app
 
   from gflow.data import DatasetUnavailableError
   from gflow.registry import PluginError
-  errors = (PluginError, DatasetUnavailableError, FileNotFoundError, ValueError, TypeError)
+  from gflow.train.lock import WorkdirBusy
+  from gflow.train.trainer import CheckpointWriteError
+  errors = (PluginError, DatasetUnavailableError, FileNotFoundError, ValueError, TypeError,
+            WorkdirBusy, CheckpointWriteError)
 
   def wrapped(argv):
-    if not os.environ.get(DEBUG_ENV):  # TensorFlow's INFO lines (checkpoint sharding, …)
+    if not verbose:  # TensorFlow's INFO lines (checkpoint sharding, …)
       from absl import logging
       logging.set_verbosity(logging.WARNING)
     try:

@@ -10,6 +10,7 @@ training continues from its weights at the constant fine-tuning learning rate
 (`train.finetune_learning_rate`, `train.finetune_steps`).
 """
 
+import os
 import sys
 
 from absl import flags
@@ -30,12 +31,13 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   common.reject_extra_args(argv)
   from gflow.train import Trainer, TrainingDiverged, make_strategy
+  from gflow.train.interrupt import TrainingInterrupted
   from gflow.train.trainer import finetune_config, load_run
   config = _CONFIG.value
   if _FINETUNE.value:
     if config is not None:
       raise ValueError("--finetune_from takes the trained run's config; drop --config.")
-    if _FINETUNE.value == _WORKDIR.value:
+    if os.path.realpath(_FINETUNE.value) == os.path.realpath(_WORKDIR.value):
       raise ValueError("--finetune_from and --workdir must differ: the fine-tuning run "
                        "keeps its own checkpoints.")
     config = finetune_config(load_run(_FINETUNE.value)[0])
@@ -48,6 +50,9 @@ def main(argv):
   except TrainingDiverged as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  except TrainingInterrupted as e:
+    print(str(e), file=sys.stderr)
+    return e.exit_code
   if trainer.chief:
     from gflow.train.evaluation import format_baselines, format_figures
     units = trainer.model.figure_units

@@ -15,13 +15,23 @@ class Progress:
     self._last_time = time.perf_counter()
     self.steps_per_sec = 0.0
 
+  def restart(self, step):
+    """Measures from `step` on (after the first, compiling step); returns the seconds
+    since the last mark."""
+    now = time.perf_counter()
+    elapsed = now - self._last_time
+    self._last_step, self._last_time = step, now
+    return elapsed
+
   def line(self, step, metrics):
     now = time.perf_counter()
     if step > self._last_step:
       self.steps_per_sec = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_step, self._last_time = step, now
-    left = (self.total - step) / self.steps_per_sec if self.steps_per_sec else 0
-    eta = datetime.timedelta(seconds=int(left))
+    if self.steps_per_sec:
+      eta = datetime.timedelta(seconds=int((self.total - step) / self.steps_per_sec))
+    else:
+      eta = "-" if step < self.total else datetime.timedelta(0)
     parts = [f"step {step:>{len(str(self.total))}}/{self.total}"]
     parts += [f"{k} {v:.4f}" for k, v in metrics.items()]
     parts += [f"{self.steps_per_sec:.1f} steps/s", f"ETA {eta}"]

@@ -1,10 +1,12 @@
 """A trained model back from its workdir: `gflow.load(workdir)`."""
 
 import os
+import sys
 
 import tensorflow as tf
 
 from gflow.train.checkpoint import check_model_entries, model_variables, trackable
+from gflow.train.checkpoint_files import intact_latest
 from gflow.train.ema import EMA
 from gflow.train.trainer import build_model, load_run, trainable_keyed
 
@@ -22,7 +24,8 @@ def load_model(workdir, use_ema=True, checkpoint=None):
   if config.train.get("ema_decay"):
     ema = EMA(trainable_keyed(model), config.train.ema_decay)
     items["ema"] = ema
-  path = checkpoint or tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  path = checkpoint or intact_latest(os.path.join(workdir, "checkpoints"), repair=False,
+                                     log=lambda m: print(m, file=sys.stderr))
   if path is None:
     raise FileNotFoundError(f"{workdir!r} has no checkpoint yet.")
   check_model_entries(path, entries)

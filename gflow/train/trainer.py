@@ -13,10 +13,14 @@ continues exactly as the uninterrupted run would have.
 """
 
 import contextlib
+import datetime
+import glob
 import json
 import math
 import os
+import shutil
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -27,19 +31,28 @@ from gflow import registry
 from gflow.model import check_model
 from gflow.noise import Noise
 from gflow.train import evaluation
+from gflow.train import resume_config
 from gflow.train.checkpoint import check_model_entries, model_variables, trackable
+from gflow.train.best import BestCheckpoint
+from gflow.train.checkpoint_files import intact_latest
 from gflow.train.ema import EMA
+from gflow.train.interrupt import StopRequests, TrainingInterrupted
+from gflow.train.lock import workdir_lock
 from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
 
-__all__ = ["Trainer", "TrainingDiverged", "build_model", "load_run", "finetune_config",
-           "CONFIG_FILE", "RUN_FILE"]
+__all__ = ["Trainer", "CheckpointWriteError", "TrainingDiverged", "TrainingInterrupted", "build_model", "load_run",
+           "finetune_config", "CONFIG_FILE", "RUN_FILE"]
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"  # what the model was built for (event shape, data)
 _TRAIN_NOISE, _INIT_NOISE = 1, 2  # noise streams of the training step and the init
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax}
 POLICIES = ("", "float32", "mixed_bfloat16", "mixed_float16")
+
+
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written; nothing half-written was left behind."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,6 +76,20 @@ def trainable_keyed(model):
   return {k: v for k, v in model_variables(model.layer).items() if id(v) in trainable}
 
 
+def _check_writable(workdir):
+  """Creates `workdir` and writes a file in it, or raises one clear error."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as e:
+    raise WorkdirNotWritable(f"Cannot write to --workdir={workdir}: {e.strerror or e}.") from None
+
+
+class WorkdirNotWritable(ValueError):
+  """The workdir cannot be created or written."""
+
+
 def _as_float(x):
   return float(np.asarray(x))
 
@@ -78,7 +105,8 @@ class Trainer:
     self.chief = self.strategy.extended.should_checkpoint
     self.verbose = verbose and self.chief
     self.global_batch = config.train.batch_size
-    os.makedirs(workdir, exist_ok=True)
+    if self.chief:
+      _check_writable(workdir)
     self._setup_data()
     self._setup_model()
     self._setup_checkpoint()
@@ -139,17 +167,26 @@ class Trainer:
     if self.ema is not None:
       items["ema"] = self.ema
     self.checkpoint = tf.train.Checkpoint(**items)
-    directory = os.path.join(self.workdir, "checkpoints")
+    self.checkpoint_dir = os.path.join(self.workdir, "checkpoints")
+    self._make_manager()
+
+  def _make_manager(self):
+    directory = self.checkpoint_dir
     if not self.chief:  # other workers write (and then drop) a private copy
       directory = tempfile.mkdtemp(prefix="gflow_worker_ckpt_")
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, directory, max_to_keep=self.config.train.keep_checkpoints)
+    self.best = BestCheckpoint(self.checkpoint, os.path.join(directory, "best"))
 
   def restore(self):
-    """Restores the last checkpoint if any; returns its step (0 for a new run)."""
-    path = self.manager.latest_checkpoint
-    if path is None and not self.chief:
-      path = tf.train.latest_checkpoint(os.path.join(self.workdir, "checkpoints"))
+    """Restores the newest intact checkpoint if any (damaged newer ones are set
+    aside, see `checkpoint_files`); returns its step (0 for a new run)."""
+    if self.chief:
+      path = intact_latest(self.checkpoint_dir, log=self._log)
+      if path != self.manager.latest_checkpoint:
+        self._make_manager()  # it read the index before the repair
+    else:
+      path = tf.train.latest_checkpoint(self.checkpoint_dir)
     if path:
       check_model_entries(path, self.model_entries)
       self.checkpoint.restore(path).assert_existing_objects_matched()
@@ -170,7 +207,21 @@ class Trainer:
     self._log(f"Fine-tuning from {path}.")
 
   def save(self):
-    self.manager.save(checkpoint_number=int(self.step.numpy()))
+    """A checkpoint of the current step. If it cannot be written (disk full or
+    read-only), its half-written files are removed and the previous checkpoints
+    stay as they were."""
+    step = int(self.step.numpy())
+    try:
+      path = self.manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as e:
+      for path in glob.glob(os.path.join(glob.escape(self.manager.directory), f"ckpt-{step}*")):
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+      detail = getattr(e, "message", None) or str(e)
+      raise CheckpointWriteError(
+          f"Could not write the checkpoint of step {step} to {self.manager.directory} "
+          f"({detail.strip().splitlines()[0]}): is the disk full or read-only? The last "
+          f"checkpoint, {self.manager.latest_checkpoint or 'none'}, is intact.") from e
+    self._log(f"Saved {path}")
 
   # -- phase 4: the step -----------------------------------------------------
   def initialize(self):
@@ -330,10 +381,21 @@ class Trainer:
 
   # -- the loop ----------------------------------------------------------------
   def train(self):
-    """Trains to `train.num_steps`; returns the final evaluation {figure: (mean, stderr)}."""
+    """Trains to `train.num_steps`; returns the final evaluation {figure: (mean, stderr)}.
+
+    Holds the workdir's lock throughout (one training per workdir). SIGINT/SIGTERM
+    save a checkpoint after the current step and raise TrainingInterrupted.
+    """
+    lock = workdir_lock(self.workdir) if self.chief else contextlib.nullcontext()
+    with lock, StopRequests() as stop:
+      return self._train(stop)
+
+  def _train(self, stop):
     c = self.config.train
-    self.save_config()
+    started = time.perf_counter()
+    self.check_resume_config()
     start = self.restore()
+    self.save_config()
     if start == 0 and self.init_from:
       self._load_weights(self.init_from)
     if not self.model.is_initialized():
@@ -346,6 +408,9 @@ class Trainer:
     for step in range(start + 1, c.num_steps + 1):
       loss, applied = self._train_step(iterator)
       loss, applied = _as_float(loss), bool(np.asarray(applied))
+      if step == start + 1:  # tracing and compiling: not part of steps/s and the ETA
+        self._log(f"First step (tracing{' and XLA compiling' if c.jit_compile else ''}) "
+                  f"took {progress.restart(step):.1f} s.")
       if not applied or not math.isfinite(loss):
         last = self.manager.latest_checkpoint
         what = (f"Loss is {loss}" if not math.isfinite(loss)
@@ -364,19 +429,45 @@ class Trainer:
         self.save()
       if step % c.eval_every == 0 and step != c.num_steps:
         self._eval_and_log(step)
+        progress.restart(step)  # steps/s and the ETA count training steps only
       if step % c.sample_every == 0 and step != c.num_steps:
         self._write_samples(step)
+        progress.restart(step)
+      if stop.signum is not None and step < c.num_steps:
+        self.save()
+        raise TrainingInterrupted(stop.signum, (
+            f"Stopped at step {step} of {c.num_steps} and saved {self.manager.latest_checkpoint}; "
+            "run the same command to resume."))
     final_step = int(self.step.numpy())
     if start < c.num_steps:
       self._write_samples(final_step)
-    return self._eval_and_log(final_step)
+    summary = self._eval_and_log(final_step)
+    self._log_summary(start, final_step, time.perf_counter() - started, summary)
+    return summary
 
   def _eval_and_log(self, step):
     summary = self.evaluate()
     for line in evaluation.format_figures(summary, self.model.figure_units):
       self._log(f"step {step}: {line}")
     self._scalars(step, {f"eval/{k}": mean for k, (mean, _) in summary.items()})
+    if self.chief:
+      name = next(iter(summary))
+      if self.best.offer(step, name, summary[name][0],
+                         name in getattr(self.model, "higher_is_better", ())):
+        self._log(f"Saved {self.best.path} (best {name} so far)")
     return summary
+
+  def _log_summary(self, start, step, seconds, summary):
+    name = next(iter(summary))
+    unit = self.model.figure_units.get(name, "")
+    line = (f"Done: steps {start}→{step} in {datetime.timedelta(seconds=int(seconds))}; "
+            f"final test {name} {summary[name][0]:.4f}")
+    if self.chief and self.best.record:
+      best = self.best.record
+      line += f", best {best['value']:.4f} at step {best['step']}"
+    self._log(f"{line}{' ' + unit if unit else ''}.")
+    self._log(f"Files in {self.workdir}: checkpoints/ (the last {self.config.train.keep_checkpoints}"
+              ", and best/), samples/, tensorboard/, config.json.")
 
   def _write_samples(self, step):
     if not self.chief:
@@ -389,18 +480,49 @@ class Trainer:
     self._log(f"Wrote {paths[0]}" + (f" (+{len(paths) - 1} files)" if len(paths) > 1 else ""))
 
   # -- outputs -----------------------------------------------------------------
+  def check_resume_config(self):
+    """Before anything is written: if the workdir holds checkpoints of a run, the
+    config may only change what does not alter its model or data (see
+    `resume_config`); the changes it makes are printed."""
+    path = os.path.join(self.workdir, CONFIG_FILE)
+    if not self.chief or not os.path.isfile(path) or not os.path.isdir(self.checkpoint_dir):
+      return
+    if not any(n.endswith(".index") for n in os.listdir(self.checkpoint_dir)):
+      return  # no checkpoint: nothing to continue, the run starts afresh
+    with open(path) as f:
+      try:
+        saved = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is damaged ({e}); restore it, or use a new --workdir.") from None
+    changes = resume_config.compare(saved, self.config, self.workdir)
+    run_path = os.path.join(self.workdir, RUN_FILE)
+    if os.path.isfile(run_path):
+      with open(run_path) as f:
+        run = json.load(f)
+      now = self._run_info()
+      differ = [f"{k}: {run[k]!r} → {now[k]!r}" for k in ("data", "event_shape", "num_train",
+                                                          "num_test") if run.get(k) != now[k]]
+      if differ:
+        raise resume_config.ConfigChanged(
+            f"{self.workdir} holds a run trained on other data ({'; '.join(differ)}); "
+            "use the same data, or a new --workdir.")
+    if changes:
+      self._log("Resuming with config changes: " + "; ".join(changes))
+
   def save_config(self):
     """The resolved config (seed included) and what the model was built for."""
     if not self.chief:
       return
     with open(os.path.join(self.workdir, CONFIG_FILE), "w") as f:
       f.write(self.config.to_json_best_effort(indent=2, sort_keys=True))
-    run = dict(event_shape=list(self.data.event_shape), data=self.data.name,
-               num_train=self.data.num_train, num_test=self.data.num_test,
-               num_replicas=self.strategy.num_replicas_in_sync,
-               conditional="conditioning" in self.data.element_spec)
     with open(os.path.join(self.workdir, RUN_FILE), "w") as f:
-      json.dump(run, f, indent=2)
+      json.dump(self._run_info(), f, indent=2)
+
+  def _run_info(self):
+    return dict(event_shape=list(self.data.event_shape), data=self.data.name,
+                num_train=self.data.num_train, num_test=self.data.num_test,
+                num_replicas=self.strategy.num_replicas_in_sync,
+                conditional="conditioning" in self.data.element_spec)
 
   def _summary_writer(self):
     if self._writer is None:

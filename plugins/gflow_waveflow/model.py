@@ -73,6 +73,7 @@ class WaveFlow(LayerModel):
 
   loss_name = "nats/sample"
   figure_units = {"log-likelihood": "nats/sample"}
+  higher_is_better = frozenset({"log-likelihood"})
 
   def __init__(self, upsampler, flow, height, n_mels, sample_rate, sigma=1.0, name="WaveFlow"):
     self.height, self.n_mels, self.sigma = height, n_mels, sigma

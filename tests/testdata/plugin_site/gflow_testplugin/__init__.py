@@ -91,6 +91,7 @@ class ConditionalSignalFlow(gflow.model.LayerModel):
 
   loss_name = "nats/sample"
   figure_units = {"log-likelihood": "nats/sample"}
+  higher_is_better = frozenset({"log-likelihood"})
 
   def __init__(self, layer, length):
     self.length = length
