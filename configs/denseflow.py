@@ -15,6 +15,8 @@ Table 4, whose switches are `model.augment`, `model.preconditioned`,
 
 import ml_collections
 
+from gflow.choices import check_choice
+
 ARGS = ("digits", "cifar10", "cifar10_45_6", "imagenet32", "imagenet64", "celeba")
 
 # Training-set sizes, for epochs → steps (the learning rate decays once per epoch).
@@ -24,7 +26,7 @@ TRAIN_IMAGES = {"digits": 1438, "cifar10": 50_000, "downsampled_imagenet/32x32":
 
 def get_config(arg="digits"):
   if arg not in ARGS:
-    raise ValueError(f"Unknown denseflow config {arg!r}; choose one of {ARGS}.")
+    check_choice(arg, ARGS, "denseflow config")
   c = ml_collections.ConfigDict()
   c.seed = 0
 

@@ -10,12 +10,14 @@ trains in a few minutes on 2 CPU cores; `cifar10` is openai/glow's setting
 
 import ml_collections
 
+from gflow.choices import check_choice
+
 ARGS = ("digits", "cifar10")
 
 
 def get_config(arg="digits"):
   if arg not in ARGS:
-    raise ValueError(f"Unknown glow config {arg!r}; choose one of {ARGS}.")
+    check_choice(arg, ARGS, "glow config")
   c = ml_collections.ConfigDict()
   c.seed = 0
 

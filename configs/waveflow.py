@@ -16,12 +16,14 @@ speech (e.g. Debian's asterisk-core-sounds-en-wav, 25 minutes): hop 64
 
 import ml_collections
 
+from gflow.choices import check_choice
+
 ARGS = ("ljspeech_64", "ljspeech_128", "speech8k")
 
 
 def get_config(arg="ljspeech_64"):
   if arg not in ARGS:
-    raise ValueError(f"Unknown waveflow config {arg!r}; choose one of {ARGS}.")
+    check_choice(arg, ARGS, "waveflow config")
   c = ml_collections.ConfigDict()
   c.seed = 0
 

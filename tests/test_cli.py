@@ -84,7 +84,14 @@ def test_list_shows_plugins_and_bijectors_with_their_distribution():
     (["--config.data.name=folder", "--config.data.path=/nonexistent/images"],
      "Image folder '/nonexistent/images' does not exist"),
     (["--strategy=multi_worker"], "needs TF_CONFIG"),
-    (["--config.train.optimizer=sgd"], "Unknown optimizer 'sgd'"),
+    (["--config.train.optimizer=adamm", "--config.train.batch_size=0",
+      "--config.train.log_every=-5", "--config.model.coupling=afine"],
+     r"^error: bad config: config.train.batch_size must be a whole number >= 1; got 0; "
+     r"config.train.log_every must be a whole number >= 1; got -5; Unknown optimizer "
+     r"\(config.train.optimizer\) 'adamm'; did you mean 'adam'\? choose one of 'adam', "
+     r"'adamax'.\n$"),
+    (["--config.model.coupling=afine"],
+     "^error: Unknown coupling kind 'afine'; did you mean 'affine'\\? choose one of"),
 ])
 def test_bad_input_gives_one_clear_line(tmp_path, args, message):
   import re
@@ -99,3 +106,61 @@ def test_bad_input_gives_one_clear_line(tmp_path, args, message):
 def test_eval_of_a_missing_workdir(tmp_path):
   proc = run_cli("evaluate", f"--workdir={tmp_path / 'nope'}", check=False)
   assert proc.returncode == 2 and "a gflow-train workdir?" in proc.stderr
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("evaluate", ["--batch_size=-1"], "flag --batch_size=-1: -1 is not a non-negative integer"),
+    ("sample", ["--temperature=nan"], "--temperature must be a finite number > 0; got nan"),
+    ("sample", ["--out=grid.jpg"], "this model writes .png files; give a path ending in .png"),
+])
+def test_bad_flags_of_eval_and_sample_are_one_line_errors(trained, tmp_path, script, args,
+                                                          message):
+  workdir, _, _ = trained
+  args = [a.replace("grid.jpg", str(tmp_path / "grid.jpg")) for a in args]
+  proc = run_cli(script, f"--workdir={workdir}", *args, check=False)
+  assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+  assert "Traceback" not in proc.stderr and not os.listdir(tmp_path)
+
+
+def test_help_of_the_console_scripts_lists_their_flags():
+  import subprocess
+  import sys
+  script = os.path.join(os.path.dirname(sys.executable), "gflow-eval")
+  out = subprocess.run([script, "--helpshort"], capture_output=True, text=True).stdout
+  for flag in ("--workdir", "--num_importance_samples", "--batch_size", "--[no]ema"):
+    assert flag in out, out
+
+
+def test_every_python_block_of_the_readme_runs_as_written(trained, tmp_path):
+  """Against a short training run at runs/digits, as a newcomer would have one."""
+  import subprocess
+  import sys
+
+  from tests.conftest import REPO
+  with open(os.path.join(REPO, "README.md")) as f:
+    blocks = re.findall(r"^```python\n(.*?)^```$", f.read(), re.S | re.M)
+  assert len(blocks) >= 2
+  os.makedirs(tmp_path / "runs")
+  os.symlink(trained[0], tmp_path / "runs" / "digits")
+  for block in blocks:
+    proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"{block}\n{proc.stderr[-3000:]}"
+
+
+def test_user_errors_are_one_line_and_library_errors_keep_their_traceback():
+  from gflow.cli.common import raised_inside_a_library
+  from gflow.train.validate import ConfigError, validate
+
+  def catch(fn):
+    try:
+      fn()
+    except (ValueError, TypeError) as e:
+      return e
+    raise AssertionError("no error")
+  import ml_collections
+  import tensorflow as tf
+  ours = catch(lambda: validate(ml_collections.ConfigDict({"train": {"batch_size": 0}})))
+  assert isinstance(ours, ConfigError) and not raised_inside_a_library(ours)
+  theirs = catch(lambda: tf.TensorShape([2]).merge_with([3]))  # as a bug in gflow would
+  assert raised_inside_a_library(theirs)

@@ -56,3 +56,33 @@ def test_the_saved_config_holds_the_resolved_values(tmp_path):
   c = _parse("denseflow.py:cifar10", "--config.train.batch_size=16")
   saved = json.loads(c.to_json_best_effort())
   assert saved["train"]["decay_steps"] == 50_000 // 16
+
+
+def test_the_whole_training_config_is_validated_before_anything_is_built(tmp_path):
+  """Every bad field reported at once, each with its value (in-process: Trainer)."""
+  import ml_collections
+
+  from gflow.train import Trainer
+  from gflow.train.validate import ConfigError
+  c = ml_collections.ConfigDict(dict(
+      seed=0, model=dict(name="glow", network_dtype="mixed_bfloat"),
+      data=dict(name="digits"),
+      train=dict(batch_size=-2, num_steps=0, log_every=1, checkpoint_every=2.5,
+                 eval_every=True, sample_every=1, keep_checkpoints=1, init_batch_size=1,
+                 learning_rate=float("nan"), optimizer="adam", warmup_steps=-1,
+                 grad_clip_norm=0.0, ema_decay=1.0),
+      eval=dict(batch_size=1)))
+  with pytest.raises(ConfigError) as e:
+    Trainer(c, str(tmp_path / "run"))
+  message = str(e.value)
+  for part in ("config.train.batch_size must be a whole number >= 1; got -2",
+               "config.train.num_steps must be a whole number >= 1; got 0",
+               "config.train.checkpoint_every must be a whole number >= 1; got 2.5",
+               "config.train.eval_every must be a whole number >= 1; got True",
+               "config.train.warmup_steps must be a finite number >= 0; got -1",
+               "config.train.learning_rate must be a finite number > 0; got nan",
+               "config.train.ema_decay must be < 1",
+               "Unknown network dtype (config.model.network_dtype) 'mixed_bfloat'; did you mean "
+               "'mixed_bfloat16'?"):
+    assert part in message, message
+  assert "\n" not in message and not (tmp_path / "run").exists()

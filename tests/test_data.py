@@ -47,8 +47,27 @@ def test_folder_of_images_is_cropped_resized_and_split(tmp_path):
   (tmp_path / "notes.txt").write_text("not an image")
   d = gdata.load_folder(str(tmp_path), image_size=16)
   assert d.train.shape == (9, 16, 16, 3) and d.test.shape == (1, 16, 16, 3)
-  with pytest.raises(ValueError, match="different sizes.*image_size"):
+  with pytest.raises(ValueError, match=r"different sizes: 30x40x3 \(.*im0.png\); "
+                                       r"30x41x3 \(.*im1.png\).*image_size"):
     gdata.load_folder(str(tmp_path), image_size=0)
+
+
+def test_a_corrupt_image_or_archive_names_its_file(tmp_path):
+  for i in range(3):
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / f"im{i}.png")
+  good = (tmp_path / "im1.png").read_bytes()
+  (tmp_path / "im1.png").write_bytes(good[:len(good) // 2])  # truncated
+  (tmp_path / "im2.png").write_bytes(b"not a png at all")
+  with pytest.raises(ValueError, match=r"im1.png: not a readable image"):
+    gdata.load_folder(str(tmp_path))
+  (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 garbage")
+  with pytest.raises(ValueError, match=r"bad.npz: not a readable .npz file"):
+    gdata.load_arrays(str(tmp_path / "bad.npz"))
+  np.savez(tmp_path / "mixed.npz", train=np.zeros((4, 8, 8, 1), np.uint8),
+           test=np.zeros((2, 8, 8, 3), np.uint8))
+  with pytest.raises(ValueError, match=r"mixed.npz: train images are 8x8x1 but test images "
+                                       r"are 8x8x3"):
+    gdata.load_arrays(str(tmp_path / "mixed.npz"))
 
 
 def test_folder_errors(tmp_path):

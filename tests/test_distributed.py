@@ -64,6 +64,7 @@ def _load(path):
 
 
 RTOL, ATOL = 2e-4, 2e-5
+COLLECTIVE_LIMIT = 240  # s a worker may wait for a dead peer before it must have ended
 
 
 def _assert_same_weights(a, b, replicas, actnorm=True):
@@ -113,3 +114,73 @@ def test_two_worker_processes_equal_one(single, tmp_path):
   two = _load(procs[0][0])  # the chief (worker 0) writes the weights
   assert not procs[1][0].exists()
   _assert_same_weights(dict(single[1]), two, 2)
+
+
+def test_a_killed_worker_ends_the_run_and_both_resume_to_the_uninterrupted_weights(tmp_path):
+  """2 MultiWorkerMirroredStrategy workers sharing a workdir: SIGKILL worker 1 after a
+  checkpoint; worker 0 must end (not hang); the same two commands resume from the last
+  checkpoint and end with the weights, slots and EMA of an uninterrupted 1-process run."""
+  import signal
+  import time
+
+  from tests.helpers.kill import checkpoint_values
+  steps = 60
+  args = [a for a in ARGS if not a.startswith(("--config.train.num_steps",
+                                                "--config.train.checkpoint_every"))]
+  args += [f"--config.train.num_steps={steps}", "--config.train.checkpoint_every=5"]
+
+  def command(workdir, strategy):
+    return [sys.executable, "-m", "gflow.cli.train", *args, f"--workdir={workdir}",
+            f"--strategy={strategy}"]
+  subprocess.run(command(tmp_path / "one", "default"), cwd=REPO, check=True,
+                 capture_output=True)
+  shared = tmp_path / "two"
+
+  def launch():
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for i in range(2):
+      tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
+      procs.append(subprocess.Popen(
+          command(shared, "multi_worker"), cwd=REPO, stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE, text=True,
+          env=dict(os.environ, TF_CONFIG=json.dumps(tf_config))))
+    return procs
+
+  def latest():
+    path = tf.train.latest_checkpoint(str(shared / "checkpoints")) if (
+        shared / "checkpoints").exists() else None
+    return int(path.rsplit("-", 1)[1]) if path else 0
+
+  import tensorflow as tf
+  procs = launch()
+  deadline = time.time() + 300
+  while time.time() < deadline and latest() < 10 and procs[0].poll() is None:
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGKILL)
+  procs[1].communicate()
+  killed = time.time()
+  try:
+    _, err = procs[0].communicate(timeout=COLLECTIVE_LIMIT)
+  except subprocess.TimeoutExpired:
+    procs[0].kill()
+    raise AssertionError(f"worker 0 still runs {COLLECTIVE_LIMIT} s after worker 1 died")
+  assert procs[0].returncode == 1, "worker 0 finished although worker 1 died"
+  assert "a worker of the cluster stopped responding" in err, err[-3000:]
+  print(f"worker 0 ended {time.time() - killed:.0f} s after worker 1 was killed")
+  killed_at = latest()
+  assert 10 <= killed_at < steps
+  _, at_kill = checkpoint_values(str(shared / "checkpoints"))
+  procs = launch()
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert f"(step {killed_at})" in outs[0][0], outs[0][0]
+  _, a = checkpoint_values(str(tmp_path / "one" / "checkpoints"))
+  _, b = checkpoint_values(str(shared / "checkpoints"))
+  moved = max(float(np.max(np.abs(a[k].astype(np.float64) - at_kill[k]))) for k in a
+              if k.startswith("model/") and a[k].dtype != bool)
+  assert moved > 100 * ATOL
+  for k in a:
+    if not k.startswith("save_counter"):
+      np.testing.assert_allclose(b[k], a[k], rtol=RTOL, atol=ATOL, err_msg=k)

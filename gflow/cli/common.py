@@ -16,8 +16,9 @@ def reject_extra_args(argv):
 
 
 def run_app(main):
-  """absl's app.run; expected user errors are printed as one line (exit 2), an
-  unexpected exception with its traceback. TensorFlow's start-up and INFO log
+  """absl's app.run; the errors gflow's checks raise for bad input are printed as
+  one line (exit 2); any other exception, including a ValueError raised inside
+  TensorFlow or another library, keeps its traceback. TensorFlow's start-up and INFO log
   lines are hidden unless `--verbosity=0` (or higher) or GFLOW_DEBUG=1 is given;
   GFLOW_DEBUG=1 also shows the traceback of user errors.
   """
@@ -39,11 +40,39 @@ def run_app(main):
     try:
       return main(argv)
     except errors as e:
-      if os.environ.get(DEBUG_ENV):
+      if os.environ.get(DEBUG_ENV) or raised_inside_a_library(e):
         raise
       print(f"error: {e}", file=sys.stderr)
       return 2
+  _show_flags_in_help(main.__module__)
   app.run(wrapped, flags_parser=_parse_flags)
+
+
+# Where an exception raised is a bug to report, not a message for the user.
+LIBRARIES = ("tensorflow", "tensorflow_probability", "keras", "tf_keras", "numpy", "h5py",
+             "google.protobuf", "tensorflow_datasets")
+
+
+def raised_inside_a_library(error):
+  """True if `error` was raised by TensorFlow, Keras, NumPy, … rather than by a check
+  of gflow, a plugin or a config: such an error keeps its traceback."""
+  tb = error.__traceback__
+  if tb is None:
+    return False
+  while tb.tb_next is not None:
+    tb = tb.tb_next
+  module = tb.tb_frame.f_globals.get("__name__", "")
+  return any(module == lib or module.startswith(lib + ".") for lib in LIBRARIES)
+
+
+def _show_flags_in_help(module_name):
+  """absl's --help/--helpshort list the key flags of the module named by sys.argv[0];
+  a console script's argv[0] is its launcher, not the module defining the flags."""
+  from absl import flags
+  if module_name == sys.argv[0]:
+    return
+  for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def _parse_flags(argv):

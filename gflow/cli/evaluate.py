@@ -16,17 +16,20 @@ from absl import flags
 from gflow.cli import common
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A gflow-train workdir.")
-_BATCH = flags.DEFINE_integer("batch_size", 0, "Evaluation batch (0: the run's eval.batch_size, "
-                              "divided by the chunk when K > 1).")
+_BATCH = flags.DEFINE_integer(
+    "batch_size", 0, "Evaluation batch (0: the run's eval.batch_size, divided by the chunk "
+    "when K > 1).", lower_bound=0)
 _EMA = flags.DEFINE_bool("ema", True, "Use the EMA weights when the run kept them.")
 _K = flags.DEFINE_integer("num_importance_samples", 1,
-                          "K samples per test item (models with noise only).")
-_CHUNK = flags.DEFINE_integer("importance_chunk", 0,
-                              "Samples evaluated together (0: the run's eval.importance_chunk).")
+                          "K samples per test item (models with noise only).", lower_bound=1)
+_CHUNK = flags.DEFINE_integer(
+    "importance_chunk", 0, "Samples evaluated together (0: the run's eval.importance_chunk).",
+    lower_bound=0)
 _BASELINES = flags.DEFINE_bool(
     "baselines", True, "Also print the data's reference figures (audio: an i.i.d. Gaussian "
     "fitted to the training audio), for comparison.")
-_LIMIT = flags.DEFINE_integer("num_images", 0, "Evaluate the first N test items only (0: all).")
+_LIMIT = flags.DEFINE_integer("num_images", 0, "Evaluate the first N test items only (0: all).",
+                              lower_bound=0)
 flags.mark_flag_as_required("workdir")
 
 

@@ -9,6 +9,7 @@ log-mel spectrogram of `--wav` (computed with the run's own feature settings) or
 the array in `--mel`. Audio runs print the synthesis speed in × real time.
 """
 
+import math
 import os
 import time
 
@@ -17,7 +18,7 @@ from absl import flags
 from gflow.cli import common
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A gflow-train workdir.")
-_NUM = flags.DEFINE_integer("num_samples", 64, "How many samples.")
+_NUM = flags.DEFINE_integer("num_samples", 64, "How many samples.", lower_bound=1)
 _TEMP = flags.DEFINE_float("temperature", 1.0, "Scale of the prior's standard deviation.")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 _OUT = flags.DEFINE_string("out", "", "Output path; its extension is the writer's "
@@ -33,8 +34,10 @@ def main(argv):
   common.reject_extra_args(argv)
   if _NUM.value < 1:
     raise ValueError(f"--num_samples must be >= 1; got {_NUM.value}.")
-  if _TEMP.value <= 0:
-    raise ValueError(f"--temperature must be > 0; got {_TEMP.value}.")
+  if not math.isfinite(_TEMP.value) or _TEMP.value <= 0:
+    raise ValueError(f"--temperature must be a finite number > 0; got {_TEMP.value}.")
+  if _SEED.value < 0:
+    raise ValueError(f"--seed must be >= 0; got {_SEED.value}.")
   import gflow
   from gflow import data as gdata
   from gflow.train.trainer import load_run, sample_conditioning
@@ -42,6 +45,10 @@ def main(argv):
   conditioning, length = (_given_conditioning(config) if (_WAV.value or _MEL.value)
                           else (None, None))
   model = gflow.load(_WORKDIR.value)
+  ext = os.path.splitext(_OUT.value)[1]
+  if ext and ext.lower() != model.outputs.extension:
+    raise ValueError(f"--out={_OUT.value}: this model writes {model.outputs.extension} files; "
+                     f"give a path ending in {model.outputs.extension} (or no extension).")
   n = _NUM.value
   if conditioning is not None:
     n = len(conditioning)

@@ -31,6 +31,8 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
   common.reject_extra_args(argv)
   from gflow.train import Trainer, TrainingDiverged, make_strategy
+  import tensorflow as tf
+
   from gflow.train.interrupt import TrainingInterrupted
   from gflow.train.trainer import finetune_config, load_run
   config = _CONFIG.value
@@ -53,6 +55,14 @@ def main(argv):
   except TrainingInterrupted as e:
     print(str(e), file=sys.stderr)
     return e.exit_code
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+    if _STRATEGY.value == "multi_worker":
+      last = tf.train.latest_checkpoint(os.path.join(_WORKDIR.value, "checkpoints"))
+      print(f"error: a worker of the cluster stopped responding ({type(e).__name__}); this "
+            f"worker stops too. Restart every worker with the same command to resume from "
+            f"{last or 'the start (no checkpoint yet)'}.", file=sys.stderr)
+      return 1
+    raise
   if trainer.chief:
     from gflow.train.evaluation import format_baselines, format_figures
     units = trainer.model.figure_units

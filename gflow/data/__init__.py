@@ -3,6 +3,7 @@ name (streamed), arrays in a .npz, or a source a plugin registers
 (`gflow.Plugin.data_sources`)."""
 
 import os
+import zipfile
 
 import numpy as np
 
@@ -29,12 +30,27 @@ def load_arrays(path, num_levels=256):
   """`train` and `test` image arrays from an .npz file."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"No .npz file at {path!r}; set --config.data.path.")
-  with np.load(path) as f:
+  unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+  try:
+    archive = np.load(path)
+  except unreadable as e:
+    raise ValueError(f"{path}: not a readable .npz file ({e}).") from None
+  with archive as f:
     missing = {"train", "test"} - set(f.files)
     if missing:
       raise ValueError(f"{path}: needs arrays 'train' and 'test'; missing {sorted(missing)}.")
-    return ImageData(f"npz:{path}", check_images(f["train"], f"{path}:train", num_levels),
-                     check_images(f["test"], f"{path}:test", num_levels), num_levels)
+    arrays = {}
+    for key in ("train", "test"):
+      try:
+        arrays[key] = f[key]
+      except unreadable as e:
+        raise ValueError(f"{path}: array {key!r} cannot be read ({e}).") from None
+  train = check_images(arrays["train"], f"{path}:train", num_levels)
+  test = check_images(arrays["test"], f"{path}:test", num_levels)
+  if train.shape[1:] != test.shape[1:]:
+    raise ValueError(f"{path}: train images are {'x'.join(map(str, train.shape[1:]))} but test "
+                     f"images are {'x'.join(map(str, test.shape[1:]))}; they must agree.")
+  return ImageData(f"npz:{path}", train, test, num_levels)
 
 
 def plugin_sources():

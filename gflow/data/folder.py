@@ -13,15 +13,24 @@ TEST_FRACTION = 0.1
 
 
 def _read(path, image_size, mode):
+  from PIL import Image, UnidentifiedImageError
+  try:
+    with Image.open(path) as im:
+      return _prepare(im.convert(mode), image_size)
+  except (UnidentifiedImageError, OSError, SyntaxError) as e:  # SyntaxError: a broken PNG
+    raise ValueError(f"{path}: not a readable image ({e}). Remove or replace the file.") \
+        from None
+
+
+def _prepare(im, image_size):
+  """The image as an array, centre-cropped to a square and resized if `image_size`."""
   from PIL import Image
-  with Image.open(path) as im:
-    im = im.convert(mode)
-    if image_size:
-      w, h = im.size
-      s = min(w, h)  # centre crop to a square, then resize
-      im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-      im = im.resize((image_size, image_size), Image.BICUBIC)
-    return np.asarray(im)
+  if image_size:
+    w, h = im.size
+    s = min(w, h)
+    im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    im = im.resize((image_size, image_size), Image.BICUBIC)
+  return np.asarray(im)
 
 
 def load_folder(path, image_size=0, channels=3, test_fraction=TEST_FRACTION):
@@ -40,9 +49,13 @@ def load_folder(path, image_size=0, channels=3, test_fraction=TEST_FRACTION):
     raise ValueError(f"channels must be 1 or 3; got {channels}.")
   mode = "L" if channels == 1 else "RGB"
   images = [_read(f, image_size, mode) for f in files]
-  shapes = {im.shape for im in images}
+  shapes = {}
+  for f, im in zip(files, images):
+    shapes.setdefault(im.shape, f)
   if len(shapes) > 1:
-    raise ValueError(f"Images in {path!r} have different sizes {sorted(shapes)[:3]}…; set "
+    examples = "; ".join(f"{'x'.join(map(str, shape))} ({f})"
+                         for shape, f in sorted(shapes.items())[:3])
+    raise ValueError(f"Images in {path!r} have different sizes: {examples}…; set "
                      "--config.data.image_size to resize them.")
   train, test = split_fixed(check_images(np.stack(images), f"folder {path}"), test_fraction)
   return ImageData(f"folder:{path}", train, test)

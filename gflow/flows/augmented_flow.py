@@ -185,6 +185,8 @@ class AugmentedFlow(LayerDistribution):
       return self._continuous_log_weight(tf.cast(x, tf.float32), noise, training)
     if x.dtype.is_floating:
       x = tf.floor(x)
+    else:
+      x = self.check_levels(x, "log_likelihood")
     return self._importance_weighted(tf.cast(x, tf.float32), noise, num_samples, chunk_size,
                                      discrete=True, training=training)
 

@@ -1,6 +1,9 @@
 """What every gflow distribution over images shares: a Keras owner, a fixed event shape,
 and the model protocol (`gflow.model`) in bits/dim."""
 
+import math
+
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -8,7 +11,13 @@ from gflow.io.outputs import ImageGrid
 
 tfd = tfp.distributions
 
-__all__ = ["LayerDistribution"]
+__all__ = ["LayerDistribution", "check_temperature"]
+
+
+def check_temperature(t, where):
+  """A Python temperature must be a finite number > 0 (tensors pass unchecked)."""
+  if isinstance(t, (int, float, np.integer, np.floating)) and not (math.isfinite(t) and t > 0):
+    raise ValueError(f"{where}: temperature must be a finite number > 0; got {t}.")
 
 
 def data_of(batch):
@@ -47,6 +56,46 @@ class LayerDistribution(tfd.Distribution):
   def _parameter_properties(cls, dtype, num_classes=None):
     return {}
 
+  # -- argument checks shared by the subclasses -------------------------------------------
+  def sample(self, sample_shape=(), seed=None, name="sample", **kwargs):
+    """TFP's `sample`, refusing empty or negative counts and a temperature that is not
+    a finite number > 0 (a NaN would give a black image, not an error)."""
+    shape = [sample_shape] if isinstance(sample_shape, (int, np.integer)) else sample_shape
+    if isinstance(shape, (list, tuple)) and any(
+        isinstance(d, (int, np.integer)) and d < 1 for d in shape):
+      raise ValueError(f"{self.name}.sample: every count in sample_shape must be >= 1; "
+                       f"got {sample_shape!r}.")
+    check_temperature(kwargs.get("temperature", 1.0), f"{self.name}.sample")
+    return super().sample(sample_shape, seed=seed, name=name, **kwargs)
+
+  def check_levels(self, x, what):
+    """Integer images must lie in [0, num_levels): a ValueError naming the range found
+    (eagerly; in a graph, an assertion)."""
+    levels = getattr(self, "num_levels", None)
+    if levels is None or not x.dtype.is_integer:
+      return x
+    if tf.executing_eagerly():
+      low, high = int(tf.reduce_min(x)), int(tf.reduce_max(x))
+      if low < 0 or high >= levels:
+        raise ValueError(f"{self.name}.{what}: integer images must lie in [0, {levels}); "
+                         f"got values in [{low}, {high}].")
+      return x
+    with tf.control_dependencies([
+        tf.debugging.assert_non_negative(x, message=f"{what}: levels must be >= 0"),
+        tf.debugging.assert_less(x, tf.cast(levels, x.dtype),
+                                 message=f"{what}: levels must be < {levels}")]):
+      return tf.identity(x)
+
+  def flat_batch(self, x, fn):
+    """fn over x with any batch shape (none: one unbatched event, as in TFP; several
+    axes): the layers see [N, *event]; the result gets x's batch shape back."""
+    n = self._event_shape_static.rank
+    if x.shape.rank == n + 1:
+      return fn(x)
+    batch = tf.shape(x)[:tf.rank(x) - n]
+    out = fn(tf.reshape(x, tf.concat([[-1], tf.shape(x)[-n:]], 0)))
+    return tf.reshape(out, batch)
+
   @property
   def layer(self):
     """The Keras layer that owns every variable of the model."""
@@ -66,6 +115,9 @@ class LayerDistribution(tfd.Distribution):
 
   def generate(self, n, seed, temperature=1.0, conditioning=None):
     """n integer images at `temperature`."""
+    if isinstance(n, (int, np.integer)) and n < 1:
+      raise ValueError(f"{self.name}.generate: n must be >= 1; got {n}.")
+    check_temperature(temperature, f"{self.name}.generate")
     if conditioning is not None:
       raise ValueError(f"{self.name} is unconditional; got a conditioning input.")
     return self.quantize(self.sample(n, seed=seed, temperature=temperature))

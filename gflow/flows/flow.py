@@ -7,6 +7,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from gflow.bijectors.dequantization import UniformDequantization
+from gflow.bijectors.expect_shape import ExpectShape
 from gflow.flows.base import LayerDistribution, data_of
 from gflow.noise import Noise
 from gflow.layers.base import is_initialized
@@ -48,9 +49,10 @@ class Flow(LayerDistribution):
   @property
   def bijector(self):
     """A fresh bijector data → latent reading the current variables."""
+    check = ExpectShape(self._event_shape_static, owner=f"{self.name}.bijector")
     if self._dequantization is None:
-      return self._layer.bijector()
-    return tfb.Chain([self._layer.bijector(), self._dequantization])
+      return tfb.Chain([self._layer.bijector(), check])
+    return tfb.Chain([self._layer.bijector(), self._dequantization, check])
 
   def _check_value(self, x, what):
     x = tf.convert_to_tensor(x)
@@ -70,6 +72,9 @@ class Flow(LayerDistribution):
     return super().log_prob(self._check_value(value, "log_prob"), name=name, **kwargs)
 
   def _log_prob(self, x, training=False):
+    return self.flat_batch(x, lambda b: self._batch_log_prob(b, training))
+
+  def _batch_log_prob(self, x, training=False):
     n = self._event_shape_static.rank
     ldj = 0.
     if self._dequantization is not None:
@@ -104,6 +109,7 @@ class Flow(LayerDistribution):
     if x.dtype.is_integer:
       if self._dequantization is None:
         raise TypeError(f"{self.name} models continuous data; got {x.dtype.name}.")
+      x = self.check_levels(x, "bits_per_dim")
       if isinstance(seed, Noise):
         x = tf.cast(x, tf.float32) + seed.uniform([tf.shape(x)[0], *x.shape[1:]], 0)
       else:

@@ -17,7 +17,10 @@ __all__ = ["OutputWriter", "ImageGrid", "WavFiles"]
 
 
 class OutputWriter:
-  """Base: `write(samples, stem)` → list of paths; `summary(samples, step)`."""
+  """Base: `write(samples, stem)` → list of paths; `summary(samples, step)`;
+  `extension`, the kind of file it writes (".png", ".wav")."""
+
+  extension = ""
 
   def write(self, samples, stem):
     """Writes `samples` to files named from `stem` (a path without extension)."""
@@ -30,6 +33,8 @@ class OutputWriter:
 
 class ImageGrid(OutputWriter):
   """uint8 images [N, H, W, C] → one PNG grid, upscaled so a cell is ≥ `min_size` px."""
+
+  extension = ".png"
 
   def __init__(self, min_size=64, max_summary=16):
     self.min_size = min_size
@@ -49,6 +54,8 @@ class ImageGrid(OutputWriter):
 
 class WavFiles(OutputWriter):
   """Waveforms [N, T] in [-1, 1] → `<stem>_<i>.wav` at `sample_rate` (16-bit PCM)."""
+
+  extension = ".wav"
 
   def __init__(self, sample_rate, max_summary=4):
     if sample_rate <= 0:

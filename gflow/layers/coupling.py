@@ -5,6 +5,7 @@ import functools
 import keras
 
 from gflow.bijectors.coupling import AdditiveCoupling, AffineCoupling, log_scale_fn
+from gflow.choices import check_choice
 from gflow.layers.base import FlowLayer
 
 __all__ = ["CouplingLayer"]
@@ -27,7 +28,7 @@ class CouplingLayer(FlowLayer):
                network=None, **kwargs):
     super().__init__(**kwargs)
     if kind not in KINDS:
-      raise ValueError(f"Unknown coupling kind {kind!r}; choose one of {KINDS}.")
+      check_choice(kind, KINDS, "coupling kind")
     if (network_fn is None) == (network is None):
       raise ValueError("CouplingLayer needs exactly one of network_fn (a factory: the layer "
                        "owns the network) or network (a Keras layer, possibly shared).")

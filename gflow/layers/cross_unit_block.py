@@ -5,6 +5,7 @@ import math
 import tensorflow as tf
 
 from gflow.bijectors.cross_unit_coupling import CrossUnitCoupling
+from gflow.choices import check_choice
 from gflow.layers.base import is_initialized
 from gflow.layers.stochastic import StochasticFlowLayer
 from gflow.nets.cross_unit_net import CrossUnitNet
@@ -38,7 +39,7 @@ class CrossUnitBlock(StochasticFlowLayer):
     if augment and (not isinstance(growth, int) or growth < 1):
       raise ValueError(f"growth must be a positive int when augmenting; got {growth!r}.")
     if context not in CONTEXTS:
-      raise ValueError(f"Unknown context {context!r}; choose one of {CONTEXTS}.")
+      check_choice(context, CONTEXTS, "context")
     self.units = list(units)
     self.growth = growth if augment else 0
     self.augment = augment

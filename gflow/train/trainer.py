@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from gflow import data as gdata
 from gflow import registry
+from gflow.choices import check_choice
 from gflow.model import check_model
 from gflow.noise import Noise
 from gflow.train import evaluation
@@ -40,6 +41,7 @@ from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
 from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
+from gflow.train.validate import validate
 
 __all__ = ["Trainer", "CheckpointWriteError", "TrainingDiverged", "TrainingInterrupted", "build_model", "load_run",
            "finetune_config", "CONFIG_FILE", "RUN_FILE"]
@@ -98,6 +100,7 @@ class Trainer:
   """Trains the model of `config` in `workdir` under `strategy`."""
 
   def __init__(self, config, workdir, strategy=None, verbose=True, init_from=None):
+    validate(config, OPTIMIZERS, POLICIES)
     self.config = config
     self.workdir = workdir
     self.init_from = init_from  # a trained workdir whose weights start this run
@@ -141,7 +144,7 @@ class Trainer:
   def _setup_model(self):
     c = self.config.train
     if c.optimizer not in OPTIMIZERS:
-      raise ValueError(f"Unknown optimizer {c.optimizer!r}; choose one of {sorted(OPTIMIZERS)}.")
+      check_choice(c.optimizer, sorted(OPTIMIZERS), "optimizer (train.optimizer)")
     keras.utils.set_random_seed(self.config.seed)  # weight initialisers
     with self.strategy.scope():
       self.model = build_model(self.config, self.data.event_shape)

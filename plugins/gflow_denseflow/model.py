@@ -12,6 +12,7 @@ import functools
 
 from gflow import layers as gl
 from gflow import nets
+from gflow.choices import check_choice
 from gflow.flows import AugmentedFlow
 
 __all__ = ["build_denseflow", "build_model", "glow_like_module", "COUPLINGS", "DEQUANTIZATIONS"]
@@ -41,7 +42,7 @@ def coupling_network_fn(model_config):
         pinv_iterations=c.pinv_iterations, attention=c.attention, dtype=dtype)
   if c.coupling == "glow":
     return functools.partial(nets.GlowCNN, width=c.glow_width, dtype=dtype)
-  raise ValueError(f"Unknown coupling {c.coupling!r}; choose one of {COUPLINGS}.")
+  check_choice(c.coupling, COUPLINGS, "coupling (model.coupling)")
 
 
 def build_denseflow(units, modules, growth, network_fn, augment=True, preconditioned=True,

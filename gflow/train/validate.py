@@ -1,0 +1,60 @@
+"""The training config checked whole, before any data is read or model built.
+
+Every problem is collected and reported together, one per line, each naming
+the field, the value and what it must be, so a user fixes a config in one go
+instead of one traceback at a time.
+"""
+
+import math
+import numbers
+
+from gflow.choices import check_choice
+
+__all__ = ["ConfigError", "validate"]
+
+POSITIVE_INTS = ("train.batch_size", "train.num_steps", "train.log_every",
+                 "train.checkpoint_every", "train.eval_every", "train.sample_every",
+                 "train.keep_checkpoints", "train.init_batch_size", "eval.batch_size")
+NON_NEGATIVE = ("train.warmup_steps", "train.grad_clip_norm", "train.ema_decay")
+
+
+class ConfigError(ValueError):
+  """A config field with a value it may not have."""
+
+
+def _get(config, field):
+  node = config
+  for part in field.split("."):
+    if part not in node:
+      return None
+    node = node[part]
+  return node
+
+
+def validate(config, optimizers=(), policies=()):
+  """ConfigError listing every bad field of `config` (a ConfigDict)."""
+  problems = []
+  for field in POSITIVE_INTS:
+    v = _get(config, field)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1):
+      problems.append(f"config.{field} must be a whole number >= 1; got {v!r}")
+  for field in NON_NEGATIVE:
+    v = _get(config, field)
+    if v is not None and (not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0):
+      problems.append(f"config.{field} must be a finite number >= 0; got {v!r}")
+  lr = _get(config, "train.learning_rate")
+  if lr is not None and (not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0):
+    problems.append(f"config.train.learning_rate must be a finite number > 0; got {lr!r}")
+  ema = _get(config, "train.ema_decay")
+  if isinstance(ema, numbers.Real) and not ema < 1:
+    problems.append(f"config.train.ema_decay must be < 1 (0 turns it off); got {ema!r}")
+  for field, choices, what in (("train.optimizer", optimizers, "optimizer"),
+                               ("model.network_dtype", policies, "network dtype")):
+    v = _get(config, field)
+    if v is not None and choices:
+      try:
+        check_choice(v, choices, f"{what} (config.{field})")
+      except ValueError as e:
+        problems.append(str(e).rstrip("."))
+  if problems:
+    raise ConfigError("bad config: " + "; ".join(problems) + ".")
