@@ -33,15 +33,20 @@ def run_cli(module, *args, env=None, timeout=600, check=True):
   return proc
 
 
-@pytest.fixture
-def tiny_config():
-  """configs/glow.py:digits shrunk for tests (a ConfigDict you may edit)."""
+def glow_config(arg="digits"):
+  """configs/glow.py:<arg>, a fresh ConfigDict."""
   sys.path.insert(0, os.path.join(REPO, "configs"))
   try:
     import glow as glow_configs
   finally:
     sys.path.pop(0)
-  c = glow_configs.get_config("digits")
+  return glow_configs.get_config(arg)
+
+
+@pytest.fixture
+def tiny_config():
+  """configs/glow.py:digits shrunk for tests (a ConfigDict you may edit)."""
+  c = glow_config("digits")
   c.model.levels, c.model.steps, c.model.width = 2, 2, 16
   c.train.batch_size, c.train.init_batch_size = 16, 64
   c.train.log_every, c.eval.batch_size, c.eval.num_samples = 5, 400, 4

@@ -6,20 +6,12 @@ import tensorflow as tf
 
 from gflow import bijectors
 from gflow.train.trainer import build_model
+from tests.conftest import glow_config
 
 
 @pytest.fixture(scope="module")
 def model():
-  import os
-  import sys
-
-  from tests.conftest import REPO
-  sys.path.insert(0, os.path.join(REPO, "configs"))
-  try:
-    import glow as glow_configs
-  finally:
-    sys.path.pop(0)
-  c = glow_configs.get_config("digits")
+  c = glow_config("digits")
   c.model.levels, c.model.steps, c.model.width = 2, 1, 8
   return build_model(c, (8, 8, 1))
 

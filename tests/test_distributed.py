@@ -124,7 +124,7 @@ def test_a_killed_worker_ends_the_run_and_both_resume_to_the_uninterrupted_weigh
   import time
 
   from tests.helpers.kill import checkpoint_values
-  steps = 60
+  steps = 40
   args = [a for a in ARGS if not a.startswith(("--config.train.num_steps",
                                                 "--config.train.checkpoint_every"))]
   args += [f"--config.train.num_steps={steps}", "--config.train.checkpoint_every=5"]

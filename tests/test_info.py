@@ -75,6 +75,7 @@ def test_the_tree_depth_is_a_flag(no_data_env):
   assert "parameters: " in out
 
 
+@pytest.mark.slow  # builds the 74-10 model (12 s); the 45-6 count runs by default
 def test_denseflow_74_10_is_within_5_percent_of_the_reference_build(no_data_env):
   out = run_cli("info", f"--config={DF_CONFIG}:cifar10", env=no_data_env).stdout
   reference = 130_647_294  # the public PyTorch DenseFlow-74-10, dequantization included

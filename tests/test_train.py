@@ -20,15 +20,15 @@ from tests.helpers.kill import kill_then_resume
 def _train_cmd(workdir, steps):
   return [sys.executable, "-m", "gflow.cli.train", f"--config={CONFIG}:digits",
           f"--workdir={workdir}", *TINY, f"--config.train.num_steps={steps}",
-          "--config.train.checkpoint_every=25", "--config.train.eval_every=100000",
+          "--config.train.checkpoint_every=10", "--config.train.eval_every=100000",
           "--config.train.sample_every=100000", "--config.train.ema_decay=0.99"]
 
 
 def test_resume_after_kill_reproduces_the_uninterrupted_run(tmp_path):
-  steps = 300
+  steps = 120
   full, killed = tmp_path / "full", tmp_path / "killed"
   subprocess.run(_train_cmd(full, steps), cwd=REPO, check=True, capture_output=True)
-  killed_at, _, _ = kill_then_resume(_train_cmd(killed, steps), killed, kill_after=75)
+  killed_at, _, _ = kill_then_resume(_train_cmd(killed, steps), killed, kill_after=50)
   assert killed_at < steps
   path_a, a = _checkpoint_values(str(full / "checkpoints"))
   path_b, b = _checkpoint_values(str(killed / "checkpoints"))

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -17,7 +16,7 @@ from gflow.train.checkpoint_files import NoIntactCheckpoint, checkpoint_steps
 from gflow.train.lock import WorkdirBusy, workdir_lock
 from gflow.train.resume_config import ConfigChanged
 from gflow.train.trainer import CheckpointWriteError, WorkdirNotWritable
-from tests.conftest import CONFIG, REPO, TINY, run_cli
+from tests.conftest import CONFIG, REPO, TINY, glow_config, run_cli
 
 
 def _train(config, workdir, steps, capsys=None, **train):
@@ -31,12 +30,7 @@ def _train(config, workdir, steps, capsys=None, **train):
 @pytest.fixture(scope="module")
 def trained_ten(tmp_path_factory):
   """A tiny run trained once for 10 steps, checkpoints at 5 and 10."""
-  sys.path.insert(0, os.path.join(REPO, "configs"))
-  try:
-    import glow as glow_configs
-  finally:
-    sys.path.pop(0)
-  c = glow_configs.get_config("digits")
+  c = glow_config("digits")
   c.model.levels, c.model.steps, c.model.width = 2, 2, 16
   c.train.update(dict(batch_size=16, init_batch_size=64, log_every=5, checkpoint_every=5,
                       eval_every=1000, sample_every=1000))
