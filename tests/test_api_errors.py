@@ -58,3 +58,15 @@ def test_expect_shape_passes_the_right_shape_through_unchanged():
   assert np.all(b.forward_log_det_jacobian(x, event_ndims=3).numpy() == 0.0)
   with pytest.raises(ValueError, match=r"m expects values of shape \[\.\.\., 4, 4, 2\]"):
     b.forward(tf.zeros([3, 4, 2]))
+
+
+@pytest.mark.parametrize("value,choices,message", [
+    ("afine", ("affine", "additive"), "Unknown coupling 'afine'; did you mean 'affine'\\? "
+                                      "choose one of 'affine', 'additive'."),
+    ("zzz", ("affine", "additive"), "Unknown coupling 'zzz'; choose one of"),
+])
+def test_a_value_outside_its_choices_names_the_near_match(value, choices, message):
+  from gflow.choices import check_choice
+  assert check_choice("affine", choices, "coupling") == "affine"
+  with pytest.raises(ValueError, match=message):
+    check_choice(value, choices, "coupling")

@@ -4,6 +4,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from gflow.bijectors import _checks
+from gflow.choices import check_choice
 
 tfb = tfp.bijectors
 
@@ -32,11 +33,7 @@ SCALE_FNS = {
 
 def log_scale_fn(name):
   """The log-scale function called `name`; ValueError naming the valid ones."""
-  try:
-    return SCALE_FNS[name]
-  except KeyError:
-    raise ValueError(f"Unknown scale function {name!r}; choose one of "
-                     f"{sorted(SCALE_FNS)}.") from None
+  return SCALE_FNS[check_choice(name, sorted(SCALE_FNS), "scale function")]
 
 
 class _Coupling(tfb.Bijector):

@@ -4,6 +4,8 @@ import os
 
 import tensorflow as tf
 
+from gflow.choices import check_choice
+
 __all__ = ["STRATEGIES", "make_strategy"]
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -23,4 +25,4 @@ def make_strategy(name):
       raise ValueError("--strategy=multi_worker needs TF_CONFIG (cluster and task) in the "
                        "environment of every worker.")
     return tf.distribute.MultiWorkerMirroredStrategy()
-  raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+  check_choice(name, STRATEGIES, "strategy (--strategy)")

@@ -463,12 +463,13 @@ class Trainer:
   def _log_summary(self, start, step, seconds, summary):
     name = next(iter(summary))
     unit = self.model.figure_units.get(name, "")
+    unit = f" {unit}" if unit else ""
     line = (f"Done: steps {start}→{step} in {datetime.timedelta(seconds=int(seconds))}; "
-            f"final test {name} {summary[name][0]:.4f}")
+            f"final test {name} {summary[name][0]:.4f}{unit}")
     if self.chief and self.best.record:
       best = self.best.record
-      line += f", best {best['value']:.4f} at step {best['step']}"
-    self._log(f"{line}{' ' + unit if unit else ''}.")
+      line += f", best {best['value']:.4f}{unit} at step {best['step']}"
+    self._log(f"{line}.")
     self._log(f"Files in {self.workdir}: checkpoints/ (the last {self.config.train.keep_checkpoints}"
               ", and best/), samples/, tensorboard/, config.json.")
 

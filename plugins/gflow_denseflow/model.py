@@ -77,9 +77,7 @@ def build_model(model_config, event_shape):
   if h % scale or w % scale:
     raise ValueError(f"DenseFlow with {len(c.units)} blocks squeezes by {scale}; image size "
                      f"{h}x{w} is not divisible.")
-  if c.dequantization not in DEQUANTIZATIONS:
-    raise ValueError(f"Unknown dequantization {c.dequantization!r}; choose one of "
-                     f"{DEQUANTIZATIONS}.")
+  check_choice(c.dequantization, DEQUANTIZATIONS, "dequantization (model.dequantization)")
   flow = build_denseflow(tuple(c.units), tuple(c.modules), c.growth, coupling_network_fn(c),
                          augment=c.augment, preconditioned=c.preconditioned,
                          context=c.noise_context)

@@ -149,7 +149,9 @@ class WaveFlow(LayerModel):
     """The folded waveform [N, h, W, 1] of latent z given the folded conditioning: the
     flows inverted last to first, K · h row steps with each layer's row cache."""
     if self._synthesize_fn is None:
-      self._synthesize_fn = tf.function(self._synthesize)
+      # XLA: the same speed as the graph executor on CPU, and for 10 s of audio a
+      # third of its peak memory (2.2 vs 6.0 GiB, benchmarks/waveflow_synthesis.py).
+      self._synthesize_fn = tf.function(self._synthesize, jit_compile=True)
     return self._synthesize_fn(z, conditioning)
 
   def _synthesize(self, z, conditioning):
