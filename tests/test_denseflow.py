@@ -183,7 +183,11 @@ ABLATIONS = {
 }
 
 
-@pytest.mark.parametrize("name", list(ABLATIONS))
+SLOW_ABLATIONS = ("white noise", "g over the last representation")  # suite time: 12 s each
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in SLOW_ABLATIONS else n for n in ABLATIONS])
 def test_each_ablation_builds_and_trains_a_step(name, tmp_path):
   c = tiny_config()
   c.model.update(ABLATIONS[name])

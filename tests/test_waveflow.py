@@ -222,6 +222,7 @@ def test_xla_step_with_bfloat16_networks_keeps_float32_log_dets(tmp_path):
   assert np.isfinite(t.train()["log-likelihood"][0])
 
 
+@pytest.mark.slow  # 33 s; Glow and DenseFlow's 2-replica tests run by default
 def test_two_logical_cpu_replicas_equal_one(tmp_path):
   """A tiny WaveFlow under MirroredStrategy on 2 logical CPUs ends with the weights,
   optimizer slots and EMA of 1 replica at the same global batch."""

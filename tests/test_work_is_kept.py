@@ -164,7 +164,10 @@ def test_a_killed_holder_leaves_no_stuck_lock(tmp_path):
 
 
 # -- 4. stop signals save and exit cleanly ------------------------------------------------
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig,code", [
+    (signal.SIGTERM, 143),
+    pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow),  # the same path; suite time
+])
 def test_a_stop_signal_saves_a_checkpoint_and_the_same_command_resumes(tmp_path, sig, code):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "gflow.cli.train", f"--config={CONFIG}:digits",
