@@ -51,7 +51,12 @@ def test_log_prob_takes_any_batch_shape_as_in_tfp(model):
   assert model.sample(seed=[0, 1]).shape == (8, 8, 1)  # sample_shape () still one event
 
 
-def test_expect_shape_passes_the_right_shape_through_unchanged():
+def test_expect_shape_passes_the_contract_and_the_right_shape_through_unchanged():
+  from gflow import testing
+  x = tf.random.stateless_normal([3, 4, 4, 2], [0, 1])
+  testing.check_bijector(bijectors.ExpectShape([4, 4, 2]), x, event_ndims=3)
+  testing.check_log_det_against_jacobian(bijectors.ExpectShape([4, 4, 2]),
+                                         tf.cast(x, tf.float64), event_ndims=3)
   b = bijectors.ExpectShape([4, 4, 2], owner="m")
   x = tf.random.stateless_normal([3, 4, 4, 2], [0, 1])
   np.testing.assert_array_equal(b.forward(x), x)

@@ -39,9 +39,11 @@ class ExpectShape(tfb.Bijector):
   def _inverse(self, y):
     return y
 
+  def _batch_zeros(self, x):
+    return tf.zeros(tf.shape(x)[:tf.rank(x) - self._expected.rank], x.dtype)
+
   def _forward_log_det_jacobian(self, x):
-    self._check(x)
-    return tf.zeros([], x.dtype)
+    return self._batch_zeros(self._check(x))
 
   def _inverse_log_det_jacobian(self, y):
-    return tf.zeros([], y.dtype)
+    return self._batch_zeros(y)
