@@ -69,6 +69,12 @@ def get_config(arg="digits"):
   c.model.dequantizer.growth = 16
   c.model.num_levels = c.data.get_ref("num_levels")
   c.model.network_dtype = ""  # "", "mixed_bfloat16" or "mixed_float16"
+  # NanoFlow's parameter sharing of the coupling networks (gflow.nets.sharing):
+  c.model.sharing = "none"            # none | naive | decomp | nanoflow
+  c.model.share_across = "level"      # a group per block, or "model"
+  c.model.flow_embedding = "bias,gate"  # nanoflow: any of input, bias, gate
+  c.model.flow_embedding_size = 8
+  c.model.projection = "1x1"          # decomp/nanoflow per-flow head: "1x1" or "3x3"
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64

@@ -55,6 +55,12 @@ def get_config(arg="ljspeech_64"):
   c.model.n_mels = c.data.mel.get_ref("n_mels")
   c.model.sample_rate = c.data.mel.get_ref("sample_rate")
   c.model.network_dtype = ""
+  # NanoFlow's parameter sharing of the coupling networks (gflow.nets.sharing):
+  c.model.sharing = "none"            # none | naive | decomp | nanoflow
+  c.model.share_across = "level"      # WaveFlow has one level: the K flows form one group
+  c.model.flow_embedding = "bias,gate"  # nanoflow: any of input, bias, gate
+  c.model.flow_embedding_size = 512
+  c.model.projection = "1x1"          # decomp/nanoflow per-flow head: "1x1" or "3x3"
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 8

@@ -9,6 +9,8 @@ CPU, for the image shape of its dataset read from the config alone
 (model, event shape), the tree of Keras layers under the model's owning layer
 with each layer's parameter count (consecutive identical siblings once, "× n"),
 then `parameters: <trainable>` and, if any, `non-trainable: <count>`.
+Networks shared by several flows (`model.sharing`) are counted once, on lines of
+their own after the tree; a flow's count is its own parameters only.
 """
 
 import math
@@ -70,7 +72,27 @@ def _size(weights):
 
 
 def _params(layer, trainable=True):
-  return _size(layer.trainable_weights if trainable else layer.non_trainable_weights)
+  """The parameters of `layer`, without those of networks it shares with other layers."""
+  from gflow.nets.sharing import SharedNetwork, shared_networks
+  weights = layer.trainable_weights if trainable else layer.non_trainable_weights
+  if not isinstance(layer, SharedNetwork):
+    shared = {id(w) for s in shared_networks(layer) for w in s.weights}
+    weights = [w for w in weights if id(w) not in shared]
+  return _size(weights)
+
+
+def sharing_lines(root):
+  """One line per network shared by several flows, then NanoFlow's count with the
+  flow embeddings folded into per-flow biases when that differs."""
+  from gflow.nets.sharing import folded_parameter_count, shared_networks
+  groups = shared_networks(root)
+  lines = [f"{g.name} (SharedNetwork, {g.variant}): {_params(g):,} parameters shared by "
+           f"{g.num_members} flows" for g in groups]
+  folded = folded_parameter_count(root)
+  if groups and folded != _size(root.trainable_weights):
+    lines.append(f"parameters with the flow embeddings folded into per-flow biases "
+                 f"(NanoFlow's count for synthesis): {folded:,}")
+  return lines
 
 
 def _children(layer):
@@ -79,8 +101,11 @@ def _children(layer):
   MultiScale, which own no weights of their own) replaced by what it holds, so
   that blocks nested for multi-scale print one after another."""
   from gflow.layers import MultiScale, StochasticSequential
+  from gflow.nets.sharing import SharedNetwork
   out = []
   for child in layer._flatten_layers(include_self=False, recursive=False):
+    if isinstance(child, SharedNetwork):
+      continue  # printed once, after the tree
     if isinstance(child, (MultiScale, StochasticSequential)):
       out += _children(child)
     else:
@@ -156,8 +181,8 @@ def main(argv):
   if latent is not None:
     print(f"latent dimensions: {math.prod(latent):,} (data: {math.prod(shape):,})")
   root = model.layer
-  print(f"{root.name} ({type(root).__name__}): {_params(root):,} parameters")
-  for line in architecture_lines(root, _DEPTH.value, indent=1):
+  print(f"{root.name} ({type(root).__name__}): {_size(root.trainable_weights):,} parameters")
+  for line in architecture_lines(root, _DEPTH.value, indent=1) + sharing_lines(root):
     print(line)
   print(f"parameters: {_size(model.trainable_variables):,}")
   frozen = _params(root, trainable=False)

@@ -11,6 +11,7 @@ from gflow.bijectors.dequantization import UniformDequantization
 from gflow.flows.base import LayerDistribution, data_of
 from gflow.noise import Noise
 from gflow.layers.base import is_initialized
+from gflow.nets.sharing import build_shared_networks
 
 
 __all__ = ["AugmentedFlow"]
@@ -72,6 +73,7 @@ class AugmentedFlow(LayerDistribution):
         flow.build(batch_shape)
       if dequantizer is not None and not dequantizer.built:
         dequantizer.build(batch_shape)
+      build_shared_networks(flow)
       self._latent_shape = tuple(flow.compute_output_shape(batch_shape)[1:])
       self._chunk_fn = None
       owner = _Owner(flow, dequantizer, name=f"{name.rstrip('/')}_owner")

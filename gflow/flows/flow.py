@@ -11,6 +11,7 @@ from gflow.bijectors.expect_shape import ExpectShape
 from gflow.flows.base import LayerDistribution, data_of
 from gflow.noise import Noise
 from gflow.layers.base import is_initialized
+from gflow.nets.sharing import build_shared_networks
 
 tfb = tfp.bijectors
 
@@ -38,6 +39,7 @@ class Flow(LayerDistribution):
       event_shape = tf.TensorShape(event_shape)
       if event_shape.is_fully_defined() and not layer.built:
         layer.build((None, *event_shape))
+      build_shared_networks(layer)
       self._dequantization = (UniformDequantization(num_levels)
                               if num_levels is not None else None)
       super().__init__(layer, event_shape, parameters, validate_args, name)

@@ -6,11 +6,15 @@ from gflow.nets.denseflow_coupling import DenseFlowCouplingNet
 from gflow.nets.glow_cnn import GlowCNN
 from gflow.nets.mel_upsampler import MelUpsampler
 from gflow.nets.mlp import MLP
+from gflow.nets.modulation import Modulation
 from gflow.nets.nystrom_attention import NystromAttention
+from gflow.nets.sharing import (SharedFlowNetwork, SharedNetwork, build_shared_networks,
+                                 sharing_factory)
 from gflow.nets.wavenet2d import HEIGHT_DILATIONS, WaveNet2D
 from gflow.nets.weight_norm import WeightNormConv2D
 from gflow.nets.zero_conv import ZeroConv2D
 
 __all__ = ["HEIGHT_DILATIONS", "MLP", "CrossUnitNet", "DenseBlock", "DenseFlowCouplingNet",
-           "GlowCNN", "MelUpsampler", "NystromAttention", "WaveNet2D", "WeightNormConv2D",
-           "ZeroConv2D"]
+           "GlowCNN", "MelUpsampler", "Modulation", "NystromAttention", "SharedFlowNetwork",
+           "SharedNetwork", "WaveNet2D", "WeightNormConv2D", "ZeroConv2D",
+           "build_shared_networks", "sharing_factory"]

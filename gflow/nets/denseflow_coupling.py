@@ -3,6 +3,7 @@
 import keras
 
 from gflow.nets.dense_block import DenseBlock
+from gflow.nets.modulation import NO_MODULATION
 from gflow.nets.nystrom_attention import NystromAttention
 
 __all__ = ["DenseFlowCouplingNet"]
@@ -18,10 +19,17 @@ class DenseFlowCouplingNet(keras.layers.Layer):
   BatchNorm is synchronized: under `tf.distribute` it normalises by the
   statistics of the global batch. The last layer starts at zero, so a coupling
   using this network starts as the identity.
+
+  Shared by several flows (`gflow.nets.sharing`), `head=False` builds the body
+  only: `features` gives the normalised fused maps; a flow's modulation acts on
+  the projected input (point 0, `width`) and on the normalised fused maps
+  before the ReLU (point 1).
   """
 
+  head_kernel_size = 1
+
   def __init__(self, out_channels, width=48, depth=7, growth=64, embed_dim=24,
-               num_landmarks=4, pinv_iterations=6, attention=True, **kwargs):
+               num_landmarks=4, pinv_iterations=6, attention=True, head=True, **kwargs):
     super().__init__(**kwargs)
     if out_channels < 1 or width < 1:
       raise ValueError(f"DenseFlowCouplingNet needs positive out_channels and width; got "
@@ -35,8 +43,18 @@ class DenseFlowCouplingNet(keras.layers.Layer):
     self.attend = (NystromAttention(width, embed_dim, num_landmarks, pinv_iterations,
                                     dtype=policy, name="attention") if attention else None)
     self.norm = keras.layers.BatchNormalization(synchronized=True, dtype=policy, name="norm")
-    self.out = keras.layers.Conv2D(out_channels, 1, kernel_initializer="zeros",
-                                   dtype=policy, name="out")
+    self.head = head
+    self.out = (keras.layers.Conv2D(out_channels, 1, kernel_initializer="zeros",
+                                    dtype=policy, name="out") if head else None)
+
+  @property
+  def feature_channels(self):
+    return 2 * self.width if self.attention else self.width
+
+  @property
+  def modulation_widths(self):
+    widths = (self.width, self.feature_channels)
+    return {"bias": widths, "gate": widths}
 
   def build(self, input_shape):
     rest = tuple(input_shape[:-1])
@@ -47,16 +65,26 @@ class DenseFlowCouplingNet(keras.layers.Layer):
       self.attend.build(rest + (self.width,))
       fused += self.width
     self.norm.build(rest + (fused,))
-    self.out.build(rest + (fused,))
+    if self.out is not None:
+      self.out.build(rest + (fused,))
 
-  def call(self, x, training=None):
-    h = self.project(x)
+  def features(self, x, conditioning=None, modulation=None, training=None):
+    """The fused maps after BatchNorm and ReLU, before the output convolution."""
+    if conditioning is not None:
+      raise ValueError(f"{self.name} takes no conditioning input.")
+    m = modulation or NO_MODULATION
+    h = m.gate(0, m.bias(0, self.project(x)))
     branches = [self.dense(h)]
     if self.attend is not None:
       branches.append(self.attend(h))
     h = keras.ops.concatenate(branches, axis=-1) if len(branches) > 1 else branches[0]
-    h = keras.ops.relu(self.norm(h, training=training))
-    return self.out(h)
+    return keras.ops.relu(m.gate(1, m.bias(1, self.norm(h, training=training))))
+
+  def call(self, x, training=None):
+    if self.out is None:
+      raise ValueError(f"{self.name} was built without its head (head=False): call "
+                       "features(), or share it through gflow.nets.sharing.")
+    return self.out(self.features(x, training=training))
 
   def compute_output_shape(self, input_shape):
     return tuple(input_shape[:-1]) + (self.out_channels,)
@@ -65,4 +93,4 @@ class DenseFlowCouplingNet(keras.layers.Layer):
     return {**super().get_config(), "out_channels": self.out_channels, "width": self.width,
             "depth": self.depth, "growth": self.growth, "embed_dim": self.embed_dim,
             "num_landmarks": self.num_landmarks, "pinv_iterations": self.pinv_iterations,
-            "attention": self.attention}
+            "attention": self.attention, "head": self.head}

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from gflow.nets.modulation import NO_MODULATION
 from gflow.nets.weight_norm import WeightNormConv2D
 
 __all__ = ["WaveNet2D", "HEIGHT_DILATIONS"]
@@ -28,10 +29,18 @@ class WaveNet2D(keras.layers.Layer):
   conv to a residual and a skip half; the summed skips go through a
   zero-initialised 1x1 conv to (log s, t), so the flow starts as the identity.
   Convolutions use weight normalisation (`weight_norm`).
+
+  Shared by several flows (`gflow.nets.sharing`), `head=False` builds the body
+  only: `features` gives the summed skips [N, H, W, channels]; a flow's
+  modulation biases layer j's gates (point j, 2·channels) and gates its
+  residual branch (point j, channels), as in NanoFlow's audio code.
   """
 
+  head_kernel_size = 1
+  causal_height = True  # a projection head must not look at later rows
+
   def __init__(self, channels=64, conditioning_channels=80, layers=8, kernel_size=3,
-               height_dilations=None, weight_norm=True, **kwargs):
+               height_dilations=None, weight_norm=True, head=True, **kwargs):
     super().__init__(**kwargs)
     height_dilations = tuple(height_dilations or (1,) * layers)
     if len(height_dilations) != layers:
@@ -50,7 +59,18 @@ class WaveNet2D(keras.layers.Layer):
                     for j, dh in enumerate(height_dilations)]
     self.mel_proj = [conv(2 * channels) for _ in range(layers)]
     self.out_proj = [conv(2 * channels) for _ in range(layers)]
-    self.head = keras.layers.Conv2D(2, 1, kernel_initializer="zeros", dtype=policy)
+    self.with_head = head
+    self.head = (keras.layers.Conv2D(2, 1, kernel_initializer="zeros", dtype=policy)
+                 if head else None)
+
+  @property
+  def feature_channels(self):
+    return self.channels
+
+  @property
+  def modulation_widths(self):
+    return {"bias": (2 * self.channels,) * self.num_layers,
+            "gate": (self.channels,) * self.num_layers}
 
   def build(self, input_shape):
     n, h, w, _ = input_shape
@@ -60,7 +80,8 @@ class WaveNet2D(keras.layers.Layer):
       dilated.build(hidden)
       mel.build((n, h, w, self.conditioning_channels))
       out.build(hidden)
-    self.head.build(hidden)
+    if self.head is not None:
+      self.head.build(hidden)
 
   def _pad(self, x, j):
     """Causal along H, centred along W, for layer j."""
@@ -69,28 +90,39 @@ class WaveNet2D(keras.layers.Layer):
     ph, pw = (k - 1) * dh, (k - 1) * dw
     return tf.pad(x, [[0, 0], [ph, 0], [pw // 2, pw - pw // 2], [0, 0]])
 
-  def call(self, x, conditioning=None):
+  def features(self, x, conditioning=None, modulation=None, training=None):
+    """The summed skips [N, H, W, channels] before the head."""
     if conditioning is None:
       raise ValueError(f"{self.name} needs the conditioning input (the upsampled mel).")
+    m = modulation or NO_MODULATION
     x = self.input_conv(x)
     conditioning = tf.cast(conditioning, x.dtype)
     skips = 0.
     for j in range(self.num_layers):
-      gates = self.dilated[j](self._pad(x, j)) + self.mel_proj[j](conditioning)
+      gates = m.bias(j, self.dilated[j](self._pad(x, j)) + self.mel_proj[j](conditioning))
       content, gate = tf.split(gates, 2, axis=-1)
       res, skip = tf.split(self.out_proj[j](tf.tanh(content) * tf.sigmoid(gate)), 2, axis=-1)
-      x = x + res
+      x = x + m.gate(j, res)
       skips = skips + skip
-    return self.head(skips)
+    return skips
+
+  def call(self, x, conditioning=None):
+    if self.head is None:
+      raise ValueError(f"{self.name} was built without its head (head=False): call "
+                       "features(), or share it through gflow.nets.sharing.")
+    return self.head(self.features(x, conditioning))
 
   # -- synthesis, one row at a time -------------------------------------------------------
   def synthesis_weights(self):
     """Every kernel with its weight norm folded in, computed once before synthesis."""
     def kb(conv):
       return conv.kernel(), tf.convert_to_tensor(conv.bias)
-    return {"input": kb(self.input_conv), "dilated": [kb(c) for c in self.dilated],
-            "mel": [kb(c) for c in self.mel_proj], "out": [kb(c) for c in self.out_proj],
-            "head": (tf.convert_to_tensor(self.head.kernel), tf.convert_to_tensor(self.head.bias))}
+    weights = {"input": kb(self.input_conv), "dilated": [kb(c) for c in self.dilated],
+               "mel": [kb(c) for c in self.mel_proj], "out": [kb(c) for c in self.out_proj]}
+    if self.head is not None:
+      weights["head"] = (tf.convert_to_tensor(self.head.kernel),
+                         tf.convert_to_tensor(self.head.bias))
+    return weights
 
   def synthesis_buffers(self, batch, width, dtype=tf.float32):
     """Zero buffers: layer j keeps its last (k − 1)·d_h + 1 input rows, the causal
@@ -102,10 +134,13 @@ class WaveNet2D(keras.layers.Layer):
     """The output row [N, 1, W, 2] for the next input row x_row [N, 1, W, 1] (the flow's
     shifted input) and its conditioning row, given the buffers of the rows before it;
     returns (output row, updated buffers). One row of convolution per layer."""
-    def conv(x, kb, dilations=(1, 1)):
-      kernel, bias = kb
-      return tf.nn.convolution(x, tf.cast(kernel, x.dtype), padding="VALID",
-                               dilations=dilations) + tf.cast(bias, x.dtype)
+    skips, buffers = self.row_step_features(x_row, cond_row, buffers, weights)
+    return _conv(skips, weights["head"]), buffers
+
+  def row_step_features(self, x_row, cond_row, buffers, weights, modulation=None):
+    """`row_step` before the head: (summed skips [N, 1, W, channels], updated buffers)."""
+    m = modulation or NO_MODULATION
+    conv = _conv
     h = conv(x_row, weights["input"])
     cond_row = tf.cast(cond_row, h.dtype)
     skips, new_buffers = 0., []
@@ -114,14 +149,14 @@ class WaveNet2D(keras.layers.Layer):
       new_buffers.append(buffer)
       pw = (self.kernel_size - 1) * 2 ** j
       padded = tf.pad(buffer, [[0, 0], [0, 0], [pw // 2, pw - pw // 2], [0, 0]])
-      gates = conv(padded, weights["dilated"][j], (dh, 2 ** j)) + conv(cond_row,
-                                                                        weights["mel"][j])
+      gates = m.bias(j, conv(padded, weights["dilated"][j], (dh, 2 ** j))
+                     + conv(cond_row, weights["mel"][j]))
       content, gate = tf.split(gates, 2, axis=-1)
       res, skip = tf.split(conv(tf.tanh(content) * tf.sigmoid(gate), weights["out"][j]), 2,
                            axis=-1)
-      h = h + res
+      h = h + m.gate(j, res)
       skips = skips + skip
-    return conv(skips, (weights["head"][0], weights["head"][1])), new_buffers
+    return skips, new_buffers
 
   def compute_output_shape(self, input_shape):
     return tuple(input_shape[:-1]) + (2,)
@@ -130,4 +165,11 @@ class WaveNet2D(keras.layers.Layer):
     return {**super().get_config(), "channels": self.channels,
             "conditioning_channels": self.conditioning_channels, "layers": self.num_layers,
             "kernel_size": self.kernel_size, "height_dilations": self.height_dilations,
-            "weight_norm": self.weight_norm}
+            "weight_norm": self.weight_norm, "head": self.with_head}
+
+
+def _conv(x, kernel_and_bias, dilations=(1, 1)):
+  """A VALID convolution of x with a (kernel, bias) pair, in x's dtype."""
+  kernel, bias = kernel_and_bias
+  return tf.nn.convolution(x, tf.cast(kernel, x.dtype), padding="VALID",
+                           dilations=dilations) + tf.cast(bias, x.dtype)

@@ -9,6 +9,7 @@ import math
 import numbers
 
 from gflow.choices import check_choice
+from gflow.nets.sharing import PROJECTIONS, SCOPES, VARIANTS, parse_embedding
 
 __all__ = ["ConfigError", "validate"]
 
@@ -49,12 +50,25 @@ def validate(config, optimizers=(), policies=()):
   if isinstance(ema, numbers.Real) and not ema < 1:
     problems.append(f"config.train.ema_decay must be < 1 (0 turns it off); got {ema!r}")
   for field, choices, what in (("train.optimizer", optimizers, "optimizer"),
-                               ("model.network_dtype", policies, "network dtype")):
+                               ("model.network_dtype", policies, "network dtype"),
+                               ("model.sharing", VARIANTS, "parameter sharing"),
+                               ("model.share_across", SCOPES, "sharing scope"),
+                               ("model.projection", PROJECTIONS, "projection")):
     v = _get(config, field)
     if v is not None and choices:
       try:
         check_choice(v, choices, f"{what} (config.{field})")
       except ValueError as e:
         problems.append(str(e).rstrip("."))
+  if _get(config, "model.sharing") not in (None, "none"):
+    try:
+      parse_embedding(_get(config, "model.flow_embedding") or "")
+    except ValueError as e:
+      problems.append(str(e).rstrip("."))
+    size = _get(config, "model.flow_embedding_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
+                             or size < 1):
+      problems.append(f"config.model.flow_embedding_size must be a whole number >= 1; "
+                      f"got {size!r}")
   if problems:
     raise ConfigError("bad config: " + "; ".join(problems) + ".")

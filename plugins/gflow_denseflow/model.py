@@ -6,6 +6,9 @@ A module is ActNorm → invertible 1x1 conv → affine coupling (scale
 exp(2·tanh(h/2))) → channel swap; a unit is N modules; a block is M units with
 cross-unit coupling (growth-rate noise channels) between consecutive units.
 Between blocks, squeeze and factor half of the channels out to N(0, I).
+With `model.sharing` the intra-unit coupling networks share parameters as in
+NanoFlow (`gflow.nets.sharing`), per block or across the model; the paper did
+not share DenseFlow's networks.
 """
 
 import functools
@@ -14,6 +17,7 @@ from gflow import layers as gl
 from gflow import nets
 from gflow.choices import check_choice
 from gflow.flows import AugmentedFlow
+from gflow.nets.sharing import SharingGroups
 
 __all__ = ["build_denseflow", "build_model", "glow_like_module", "COUPLINGS", "DEQUANTIZATIONS"]
 
@@ -47,7 +51,12 @@ def coupling_network_fn(model_config):
 
 def build_denseflow(units, modules, growth, network_fn, augment=True, preconditioned=True,
                     context="all"):
-  """The DenseFlow flow layer: `units[b]` units of `modules[b]` modules in block b."""
+  """The DenseFlow flow layer: `units[b]` units of `modules[b]` modules in block b.
+
+  `network_fn` is the coupling-network factory, or a callable of the block index
+  giving one (a `gflow.nets.sharing.SharingGroups`).
+  """
+  block_fn = network_fn if isinstance(network_fn, SharingGroups) else lambda b: network_fn
   if len(units) != len(modules) or not units:
     raise ValueError(f"DenseFlow needs one modules-per-unit count per block; got units="
                      f"{list(units)} and modules={list(modules)}.")
@@ -57,7 +66,7 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
   inner = None
   for b in reversed(range(len(units))):
     block = gl.CrossUnitBlock(
-        [gl.SequentialFlow([glow_like_module(network_fn) for _ in range(modules[b])],
+        [gl.SequentialFlow([glow_like_module(block_fn(b)) for _ in range(modules[b])],
                            name=f"block{b}_unit{u}") for u in range(units[b])],
         growth, augment=augment, preconditioned=preconditioned, context=context,
         name=f"block{b}")
@@ -78,7 +87,8 @@ def build_model(model_config, event_shape):
     raise ValueError(f"DenseFlow with {len(c.units)} blocks squeezes by {scale}; image size "
                      f"{h}x{w} is not divisible.")
   check_choice(c.dequantization, DEQUANTIZATIONS, "dequantization (model.dequantization)")
-  flow = build_denseflow(tuple(c.units), tuple(c.modules), c.growth, coupling_network_fn(c),
+  sharing = SharingGroups.from_config(coupling_network_fn(c), c)
+  flow = build_denseflow(tuple(c.units), tuple(c.modules), c.growth, sharing,
                          augment=c.augment, preconditioned=c.preconditioned,
                          context=c.noise_context)
   dequantizer = None

@@ -5,6 +5,8 @@ t mod h, column t // h) with the upsampled mel folded the same way; each of K
 flows is an affine map autoregressive along the height (row i from rows < i and
 the mel, all columns in parallel), with a 2-D dilated WaveNet; the rows are
 permuted between flows. log p(x | mel) = log N(z; 0, σ²I) + Σ log s.
+With `model.sharing` the K WaveNets share parameters as in NanoFlow
+(`gflow.nets.sharing`; the official audio code's embedding is bias + gate).
 """
 
 import math
@@ -19,6 +21,7 @@ from gflow.bijectors.fold import fold, unfold
 from gflow.bijectors.permute_rows import waveflow_permutations
 from gflow.io import WavFiles
 from gflow.model import LayerModel
+from gflow.nets.sharing import SharingGroups, build_shared_networks
 
 __all__ = ["WaveFlow", "build_model", "build_waveflow_stack"]
 
@@ -81,6 +84,7 @@ class WaveFlow(LayerModel):
     self._owner = _Owner(upsampler, flow, name=name.lower())
     upsampler.build((None, None, n_mels))
     flow.build((None, height, None, 1))
+    build_shared_networks(flow)
     super().__init__(self._owner, WavFiles(sample_rate))
     self._synthesize_fn = None
 
@@ -173,7 +177,21 @@ def build_model(model_config, event_shape):
     raise ValueError(f"the training segment ({event_shape[0]} samples) must be a multiple of "
                      f"the height {c.height}.")
   dtype = c.get("network_dtype") or None
+  table = nets.HEIGHT_DILATIONS.get(c.height, (1,))
+  dilations = tuple(table[j % len(table)] for j in range(c.layers))
+
+  def wavenet(out_channels, head=True):
+    if head and out_channels != 2:
+      raise ValueError(f"WaveNet2D outputs (log s, t); asked for {out_channels} channels.")
+    return nets.WaveNet2D(c.channels, c.n_mels, layers=c.layers, height_dilations=dilations,
+                          weight_norm=c.weight_norm, head=head, dtype=dtype)
+
+  sharing = SharingGroups.from_config(wavenet, c)
+  network_fn = None
+  if sharing.variant != "none":
+    def network_fn(k):
+      return sharing(0)(2, name=f"wavenet_{k}")
   flow = build_waveflow_stack(c.num_flows, c.height, c.channels, c.n_mels, c.layers,
-                              c.weight_norm, dtype)
+                              c.weight_norm, dtype, network_fn=network_fn)
   upsampler = nets.MelUpsampler(tuple(c.upsample_strides), name="upsampler")
   return WaveFlow(upsampler, flow, c.height, c.n_mels, c.sample_rate, c.sigma)
