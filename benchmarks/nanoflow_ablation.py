@@ -46,7 +46,8 @@ MODELS = {
     "denseflow": ("denseflow.py:digits", "model.modules",
                   ["train.warmup_steps=20"]),
     "waveflow": ("waveflow.py:speech8k", "model.num_flows",
-                 ["model.channels=16", "model.layers=4", "data.segment_length=2048",
+                 ["model.channels=16", "model.layers=4", "model.flow_embedding_size=32",
+                  "data.segment_length=2048",
                   "train.batch_size=4"]),
 }
 
@@ -160,9 +161,11 @@ def main():
         count, folded, embedding, speed = inspect(workdir, args.samples, args.model)
         speeds.append(speed)
       mean = sum(figures) / len(figures)
-      std = (sum((f - mean) ** 2 for f in figures) / max(len(figures) - 1, 1)) ** 0.5
+      spread = "n/a"  # one seed: no spread
+      if len(figures) > 1:
+        spread = f"{(sum((f - mean) ** 2 for f in figures) / (len(figures) - 1)) ** 0.5:.4f}"
       print(f"{row['variant']:<9} {embedding:<15} {row['projection']:<4} {k:>3} "
-            f"{count:>11,} {folded:>11,} {f'{name} {mean:.4f} ± {std:.4f}':>26} "
+            f"{count:>11,} {folded:>11,} {f'{name} {mean:.4f} ± {spread}':>26} "
             f"{sum(times) / len(times):>8.1f} {sum(speeds) / len(speeds):>16,.0f}",
             flush=True)
 

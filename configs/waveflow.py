@@ -91,7 +91,8 @@ def get_config(arg="ljspeech_64"):
     c.data.name = "wav_folder"
     c.data.segment_length = 4096
     c.data.mel.update(dict(sample_rate=8000, n_fft=256, hop=64, n_mels=40, fmax=4000.0))
-    c.model.update(dict(num_flows=4, height=8, channels=32, upsample_strides=(8, 8)))
+    c.model.update(dict(num_flows=4, height=8, channels=32, upsample_strides=(8, 8),
+                        flow_embedding_size=64))
     c.train.batch_size = 8
     c.train.num_steps = 500       # about 11 minutes on 2 CPU cores
     c.train.learning_rate = 1e-3

@@ -5,7 +5,9 @@ included. For DenseFlow this also covers the augmentation and dequantization
 noise (each replica draws its rows of the global batch's noise) and BatchNorm
 (global-batch statistics). No warm-up and a learning rate that moves the
 weights far beyond the tolerance (asserted first), so the comparison can fail;
-Glow clips the global gradient norm, DenseFlow (like its paper configs) does not."""
+Glow clips the global gradient norm, DenseFlow (like its paper configs) does not.
+Glow runs with NanoFlow's parameter sharing across the model (one body for both
+levels, per-flow heads, embeddings and gates), DenseFlow without sharing."""
 
 import json
 import os
@@ -29,6 +31,8 @@ DENSEFLOW_ARGS = [f"--config={DF_CONFIG}:digits", *TINY_DF, *COMMON]
 ARGS = [
     f"--config={CONFIG}:digits", "--config.model.levels=2", "--config.model.steps=2",
     "--config.model.width=16", "--config.train.batch_size=16",
+    "--config.model.sharing=nanoflow", "--config.model.share_across=model",
+    "--config.model.flow_embedding=input,bias,gate",
     "--config.train.init_batch_size=64", f"--config.train.num_steps={STEPS}",
     "--config.train.checkpoint_every=1000", "--config.train.eval_every=1000",
     "--config.train.sample_every=1000", "--config.eval.num_samples=4",
