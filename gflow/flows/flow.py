@@ -9,6 +9,7 @@ import tensorflow_probability as tfp
 from gflow.bijectors.dequantization import UniformDequantization
 from gflow.bijectors.expect_shape import ExpectShape
 from gflow.flows.base import LayerDistribution, data_of
+from gflow.flows.parts import FlowParts
 from gflow.noise import Noise
 from gflow.layers.base import is_initialized
 from gflow.nets.sharing import build_shared_networks
@@ -107,16 +108,43 @@ class Flow(LayerDistribution):
     if num_samples != 1:
       raise ValueError(f"{self.name} has no noise to importance-sample: its bits/dim is "
                        f"exact (use num_importance_samples=1).")
-    x = tf.convert_to_tensor(x)
-    if x.dtype.is_integer:
-      if self._dequantization is None:
-        raise TypeError(f"{self.name} models continuous data; got {x.dtype.name}.")
-      x = self.check_levels(x, "bits_per_dim")
-      if isinstance(seed, Noise):
-        x = tf.cast(x, tf.float32) + seed.uniform([tf.shape(x)[0], *x.shape[1:]], 0)
-      else:
-        x = self.dequantize(x, seed)
+    x = self._dequantized(x, seed, "bits_per_dim")
     return -self.log_prob(x, training=training) / (self.num_dims * math.log(2.))
+
+  def _dequantized(self, x, seed, what):
+    """Integer images + U[0, 1) noise from `seed`; float input as it is."""
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_integer:
+      return x
+    if self._dequantization is None:
+      raise TypeError(f"{self.name} models continuous data; got {x.dtype.name}.")
+    x = self.check_levels(x, what)
+    if isinstance(seed, Noise):
+      return tf.cast(x, tf.float32) + seed.uniform([tf.shape(x)[0], *x.shape[1:]], 0)
+    return self.dequantize(x, seed)
+
+  def flow_parts(self, split, boundaries):
+    """The flow's stages cut into gradient-isolated parts (`gflow.flows.parts`)."""
+    return FlowParts(self._layer, split, boundaries)
+
+  def part_losses(self, batch, seed, parts, training=False, upto=None):
+    """Each part's local objective per example in bits/dim (`gflow.flows.parts`): part
+    k's input is its predecessor's output with the gradient stopped; the part's output
+    is scored by N(0, I). With one part it equals `loss`."""
+    x = self._check_value(self._dequantized(data_of(batch), seed, "part_losses"),
+                          "part_losses")
+    n = self._event_shape_static.rank
+    extra = 0.
+    if self._dequantization is not None:
+      extra = self._dequantization.forward_log_det_jacobian(x, event_ndims=n)
+      x = self._dequantization.forward(x)
+
+    def log_normal(t):
+      size = math.prod(t.shape[1:])
+      return (-0.5 * tf.reduce_sum(tf.square(t), axis=list(range(1, t.shape.rank)))
+              - 0.5 * size * math.log(2 * math.pi))
+    losses = parts.losses(x, log_normal, n, training=training, upto=upto, extra_ldj=extra)
+    return [loss / (self.num_dims * math.log(2.)) for loss in losses]
 
   def dequantize(self, x, seed=None):
     """x + U[0, 1) noise (stateless, from `seed`), in level units."""

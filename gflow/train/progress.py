@@ -11,6 +11,7 @@ class Progress:
 
   def __init__(self, start_step, total_steps):
     self.total = total_steps
+    self.start = start_step
     self._last_step = start_step
     self._last_time = time.perf_counter()
     self.steps_per_sec = 0.0

@@ -39,6 +39,7 @@ from gflow.train.checkpoint_files import intact_latest
 from gflow.train.ema import EMA
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
+from gflow.train.parts_schedule import PartsSchedule
 from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
 from gflow.train.validate import validate
@@ -114,6 +115,7 @@ class Trainer:
     self._setup_model()
     self._setup_checkpoint()
     self._train_step = self._eval_fn = self._sample_fn = None
+    self._phase_fns, self._phase = {}, None  # training in parts: a step per phase
     self._writer = None
 
   # -- phase 1: data ---------------------------------------------------------
@@ -155,18 +157,71 @@ class Trainer:
       opt = OPTIMIZERS[c.optimizer](learning_rate=schedule)
       if self.config.model.get("network_dtype") == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
-      # Slots are created here, in the strategy's scope: lazily inside
-      # `strategy.run` they would fail.
-      opt.build(self.variables)
-      self.optimizer = opt
+      self.parts = self._setup_parts(trainable)
+      if self.parts is None:
+        # Slots are created here, in the strategy's scope: lazily inside
+        # `strategy.run` they would fail.
+        opt.build(self.variables)
+        self.optimizer = opt
+        self.groups = [(opt, self.variables)]
       self.ema = EMA(trainable, c.ema_decay) if c.ema_decay else None
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+  def _setup_parts(self, trainable):
+    """With `config.parts.split` set: the model's gradient-isolated parts, one optimizer
+    per part (its own learning rate, `parts.learning_rates`), and the schedule of
+    phases. None otherwise."""
+    p, c = self.config.get("parts"), self.config.train
+    if p is None or not p.get("split"):
+      return None
+    if not hasattr(self.model, "flow_parts"):
+      raise ValueError(f"{self.config.model.name} cannot be trained in parts: its model has no "
+                       "flow_parts/part_losses (gflow.flows.parts); unset parts.split.")
+    if self.config.model.get("network_dtype") == "mixed_float16":
+      raise ValueError("Training in parts does not support mixed_float16 (loss scaling); use "
+                       "mixed_bfloat16 or float32.")
+    parts = self.model.flow_parts(p.split, p.boundaries)
+    rates = [float(r) for r in str(p.get("learning_rates", "")).split(",") if r.strip()]
+    if rates and len(rates) != parts.num_parts:
+      raise ValueError(f"parts.learning_rates gives {len(rates)} rates for "
+                       f"{parts.num_parts} parts.")
+    rates = rates or [c.learning_rate] * parts.num_parts
+    by_id = {id(v): k for k, v in trainable.items()}
+    covered = {id(v) for k in range(parts.num_parts) for v in parts.variables(k)}
+    missing = [by_id[i] for i in by_id if i not in covered]
+    if missing:
+      raise ValueError(f"Variables of no part: {missing[:3]}; the model cannot be trained in "
+                       "these parts.")
+    self.groups = []
+    for k, rate in enumerate(rates):
+      schedule = WarmupExponentialDecay(rate, c.warmup_steps, c.decay_rate, c.decay_steps,
+                                        c.get("decay_staircase", False))
+      opt = OPTIMIZERS[c.optimizer](learning_rate=schedule, name=f"part_{k + 1}")
+      # Each part's variables in checkpoint-key order, as the single optimizer's.
+      order = {id(w): i for i, w in enumerate(trainable.values())}
+      variables = sorted(parts.variables(k), key=lambda v: order[id(v)])
+      opt.build(variables)
+      self.groups.append((opt, variables))
+    self.optimizer = self.groups[0][0]
+    steps_per_epoch = max(self.data.num_train // self.global_batch, 1)
+    self.schedule = PartsSchedule(p.schedule, parts.num_parts, c.num_steps,
+                                  p.get("end_to_end_steps", 0), p.get("steps_per_part", 0),
+                                  p.get("turn_steps", 0), steps_per_epoch)
+    self.phase_state = tf.Variable([-1, -1], dtype=tf.int64, trainable=False,
+                                   name="parts_phase")  # (end to end?, first active part)
+    for line in parts.describe():
+      self._log(f"Training in parts ({p.split}, {p.schedule}): {line}")
+    return parts
 
   # -- phase 3: checkpoints --------------------------------------------------
   def _setup_checkpoint(self):
     self.model_entries = model_variables(self.model.layer)
-    items = dict(model=trackable(self.model_entries), optimizer=self.optimizer,
-                 step=self.step)
+    items = dict(model=trackable(self.model_entries), step=self.step)
+    if self.parts is None:
+      items["optimizer"] = self.optimizer
+    else:
+      items.update({f"optimizer_part_{k + 1}": opt for k, (opt, _) in enumerate(self.groups)})
+      items["parts_phase"] = self.phase_state
     if self.ema is not None:
       items["ema"] = self.ema
     self.checkpoint = tf.train.Checkpoint(**items)
@@ -271,7 +326,10 @@ class Trainer:
       bad = ctx.all_reduce("sum", bad)
     return tf.equal(bad, 0.)
 
-  def _apply(self, grads):
+  def _apply(self, grads, groups=None):
+    """Applies `grads` (aligned with the variables of `groups`, [(optimizer,
+    variables)], default all) with each group's optimizer, then the EMA."""
+    groups = self.groups if groups is None else groups
     c = self.config.train
     replicas = tf.distribute.get_replica_context().num_replicas_in_sync
     if c.grad_clip_norm and not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
@@ -282,11 +340,14 @@ class Trainer:
       grads, _ = tf.clip_by_global_norm(grads, c.grad_clip_norm)
       if replicas > 1:
         grads = [g / replicas for g in grads]
-    self.optimizer.apply(grads, self.variables)
+    start = 0
+    for opt, variables in groups:
+      opt.apply(grads[start:start + len(variables)], variables)
+      start += len(variables)
     if self.ema is not None:
       self.ema.update()
 
-  def _checked_apply(self, loss, grads):
+  def _checked_apply(self, loss, grads, groups=None):
     """Applies the update only if the loss and all gradients are finite (decided on
     device, before anything is written); returns that flag. A loss-scaling
     optimizer (float16) handles overflow itself: it skips the step and lowers
@@ -303,14 +364,14 @@ class Trainer:
       finite = self._finite(loss, grads)
 
     def apply():
-      self._apply(grads)
+      self._apply(grads, groups)
       return tf.constant(True)
     if tf.__internal__.distribute.strategy_supports_no_merge_call():
       return tf.cond(finite, apply, lambda: tf.constant(False))
 
     def cross_replica(distribution, finite, grads):
       def apply_everywhere():
-        distribution.extended.call_for_each_replica(self._apply, args=(grads,))
+        distribution.extended.call_for_each_replica(self._apply, args=(grads, groups))
         return tf.constant(True)
       first = distribution.experimental_local_results(finite)[0]
       return tf.cond(first, apply_everywhere, lambda: tf.constant(False))
@@ -352,6 +413,48 @@ class Trainer:
       # The flag is the same on every replica (per replica, or one merged value).
       applied = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(applied)))
       return self.strategy.reduce("sum", loss, axis=None), applied
+    return step
+
+  def _parts_loss_and_grads(self, batch, phase):
+    """(per-part losses [P] of this replica's share, gradients of the active groups): in a
+    parts phase each active part's gradient comes from its own local loss only; end
+    to end, every variable's from the model's loss."""
+    active = phase.active
+    with tf.GradientTape(persistent=True) as tape:
+      noise = self._noise(batch, _TRAIN_NOISE, self.global_batch)
+      if phase.end_to_end:
+        losses = [self.model.loss(batch, noise, training=True)]
+      else:
+        losses = self.model.part_losses(batch, noise, self.parts, training=True,
+                                        upto=max(active) + 1)
+      losses = [tf.reduce_sum(tf.cast(l, tf.float32)) / self.global_batch for l in losses]
+    if phase.end_to_end:
+      grads = tape.gradient(losses[0], [v for k in active for v in self.groups[k][1]])
+      reported = tf.stack(losses * self.parts.num_parts)
+    else:
+      grads = [g for k in active for g in tape.gradient(losses[k], self.groups[k][1])]
+      reported = tf.stack(losses + [tf.constant(float("nan"))] * (
+          self.parts.num_parts - len(losses)))
+    del tape
+    return reported, grads
+
+  def _make_parts_step(self, phase):
+    """The distributed step of one phase: (per-part losses, applied?)."""
+    groups = [self.groups[k] for k in phase.active]
+    jit = self.config.train.jit_compile and self.strategy.num_replicas_in_sync == 1
+
+    def replica_step(batch):
+      losses, grads = self._parts_loss_and_grads(batch, phase)
+      total = tf.reduce_sum(tf.gather(losses, list(phase.active)))
+      return losses, self._checked_apply(total, grads, groups)
+    if jit:
+      replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def step(iterator):
+      losses, applied = self.strategy.run(replica_step, args=(next(iterator),))
+      applied = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(applied)))
+      return self.strategy.reduce("sum", losses, axis=None), applied
     return step
 
   # -- phase 5: evaluation and samples ---------------------------------------
@@ -403,14 +506,20 @@ class Trainer:
       self._load_weights(self.init_from)
     if not self.model.is_initialized():
       self.initialize()
-    if self._train_step is None:
+    if self.parts is not None:
+      self._check_phase(start)
+    elif self._train_step is None:
       self._train_step = self._make_train_step()
     iterator = iter(self._dataset(self.global_batch, start))
-    progress = Progress(start, c.num_steps)
+    progress = self._progress = Progress(start, c.num_steps)
     name = self.model.loss_name
     for step in range(start + 1, c.num_steps + 1):
-      loss, applied = self._train_step(iterator)
-      loss, applied = _as_float(loss), bool(np.asarray(applied))
+      if self.parts is None:
+        loss, applied = self._train_step(iterator)
+        loss, applied = _as_float(loss), bool(np.asarray(applied))
+        logged = {f"loss ({name})": loss}
+      else:
+        loss, applied, logged = self._parts_step(step, iterator)
       if step == start + 1:  # tracing and compiling: not part of steps/s and the ETA
         self._log(f"First step (tracing{' and XLA compiling' if c.jit_compile else ''}) "
                   f"took {progress.restart(step):.1f} s.")
@@ -424,7 +533,7 @@ class Trainer:
             f"lower train.learning_rate or set train.grad_clip_norm and run again to resume.")
       self.step.assign(step)
       if step % c.log_every == 0 or step == c.num_steps:
-        self._log(progress.line(step, {f"loss ({name})": loss}))
+        self._log(progress.line(step, logged))
         self._scalars(step, {"train/loss": loss,
                              "train/learning_rate": _as_float(self.optimizer.learning_rate),
                              "train/steps_per_sec": progress.steps_per_sec})
@@ -447,6 +556,44 @@ class Trainer:
     summary = self._eval_and_log(final_step)
     self._log_summary(start, final_step, time.perf_counter() - started, summary)
     return summary
+
+  def _parts_step(self, step, iterator):
+    """One step of the phase that `step` is in: (loss, applied, {log name: value}); a new
+    phase is announced, and recorded in the checkpointed state."""
+    phase = self.schedule.at(step)
+    if phase != self._phase:
+      last = self.schedule.segments(step)[0][1]
+      self._log(f"Steps {step}–{last}: {phase.describe(self.parts.num_parts)} "
+                f"({self.config.parts.schedule}).")
+      self._phase = phase
+    traced = phase not in self._phase_fns
+    if traced:
+      self._phase_fns[phase] = self._make_parts_step(phase)
+    started = time.perf_counter()
+    losses, applied = self._phase_fns[phase](iterator)
+    if traced and step > self._progress.start + 1:
+      self._log(f"First step of the phase (tracing) took {time.perf_counter() - started:.1f} s.")
+      self._progress.restart(step)
+    losses = np.asarray(losses, np.float64)
+    self.phase_state.assign([int(phase.end_to_end), phase.active[0]])
+    name = self.model.loss_name
+    if phase.end_to_end:
+      return float(losses[0]), bool(np.asarray(applied)), {f"loss ({name})": float(losses[0])}
+    logged = {f"part {k + 1} loss ({name})": float(losses[k]) for k in phase.active}
+    return float(sum(losses[k] for k in phase.active)), bool(np.asarray(applied)), logged
+
+  def _check_phase(self, start):
+    """A resumed run's checkpointed phase must be the schedule's at its step."""
+    if start == 0:
+      return
+    phase = self.schedule.at(start)
+    saved = [int(v) for v in self.phase_state.numpy()]
+    if saved != [int(phase.end_to_end), phase.active[0]]:
+      raise resume_config.ConfigChanged(
+          f"The checkpoint of step {start} was in phase (end to end: {bool(saved[0])}, part "
+          f"{saved[1] + 1}), but the schedule of this config puts step {start} in "
+          f"{phase.describe(self.parts.num_parts)}: train.num_steps or parts.* changed the "
+          "schedule. Resume with the config the run was trained with.")
 
   def _eval_and_log(self, step):
     summary = self.evaluate()

@@ -9,7 +9,9 @@ import math
 import numbers
 
 from gflow.choices import check_choice
+from gflow.flows.parts import SPLITS
 from gflow.nets.sharing import PROJECTIONS, SCOPES, VARIANTS, parse_embedding
+from gflow.train.parts_schedule import SCHEDULES
 
 __all__ = ["ConfigError", "validate"]
 
@@ -53,7 +55,8 @@ def validate(config, optimizers=(), policies=()):
                                ("model.network_dtype", policies, "network dtype"),
                                ("model.sharing", VARIANTS, "parameter sharing"),
                                ("model.share_across", SCOPES, "sharing scope"),
-                               ("model.projection", PROJECTIONS, "projection")):
+                               ("model.projection", PROJECTIONS, "projection"),
+                               ("parts.schedule", SCHEDULES, "parts schedule")):
     v = _get(config, field)
     if v is not None and choices:
       try:
@@ -70,5 +73,15 @@ def validate(config, optimizers=(), policies=()):
                              or size < 1):
       problems.append(f"config.model.flow_embedding_size must be a whole number >= 1; "
                       f"got {size!r}")
+  split = _get(config, "parts.split")
+  if split:
+    try:
+      check_choice(split, SPLITS, "parts split (config.parts.split)")
+    except ValueError as e:
+      problems.append(str(e).rstrip("."))
+  for field in ("parts.steps_per_part", "parts.turn_steps", "parts.end_to_end_steps"):
+    v = _get(config, field)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0):
+      problems.append(f"config.{field} must be a whole number >= 0; got {v!r}")
   if problems:
     raise ConfigError("bad config: " + "; ".join(problems) + ".")

@@ -20,6 +20,7 @@ from gflow import nets
 from gflow.bijectors.fold import fold, unfold
 from gflow.bijectors.permute_rows import waveflow_permutations
 from gflow.io import WavFiles
+from gflow.flows.parts import FlowParts
 from gflow.model import LayerModel
 from gflow.nets.sharing import SharingGroups, build_shared_networks
 
@@ -122,6 +123,25 @@ class WaveFlow(LayerModel):
   def loss(self, batch, seed, training=False):
     log_p, n = self.log_prob(batch["x"], batch["conditioning"], training)
     return -log_p / n
+
+  def flow_parts(self, split, boundaries):
+    """The K flows cut into gradient-isolated parts (`gflow.flows.parts`; WaveFlow has
+    one level: boundaries are 1:k, after flow k). The mel upsampler belongs to part 1."""
+    return FlowParts(self._owner.flow, split, boundaries,
+                     first_part_variables=self._owner.upsampler.trainable_weights)
+
+  def part_losses(self, batch, seed, parts, training=False, upto=None):
+    """Each part's local objective in nats per audio sample, its output scored by the
+    base N(0, σ²)."""
+    xf, cf = self._folded(batch["x"], batch["conditioning"])
+    n = tf.cast(tf.size(xf[0]), tf.float32)
+
+    def log_normal(t):
+      size = tf.cast(tf.reduce_prod(tf.shape(t)[1:]), tf.float32)
+      return (-0.5 * tf.reduce_sum(tf.square(t), axis=[1, 2, 3]) / self.sigma ** 2
+              - size * (math.log(self.sigma) + 0.5 * math.log(2 * math.pi)))
+    losses = parts.losses(xf, log_normal, 3, training=training, conditioning=cf, upto=upto)
+    return [loss / n for loss in losses]
 
   def evaluate(self, batch, seed, num_samples=1, chunk_size=None):
     if num_samples != 1:

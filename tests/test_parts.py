@@ -1,0 +1,165 @@
+"""Training flows in gradient-isolated parts (gflow.flows.parts, the trainer's schedules):
+the local objectives against the model's, gradient isolation, the schedules' order, and
+resuming inside a part's phase."""
+
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gflow import Noise
+from gflow.flows.parts import FlowParts, run_stages, stages_of
+from gflow.train import Trainer
+from gflow.train.parts_schedule import Phase, PartsSchedule
+from gflow.train.trainer import build_model
+from tests.conftest import glow_config
+from tests.test_sharing import _config
+
+
+def _glow(levels=3, steps=2):
+  c = glow_config()
+  c.model.update(levels=levels, steps=steps, width=8)
+  model = build_model(c, (8, 8, 1))
+  x = tf.constant(np.random.RandomState(0).randint(0, 256, (4, 8, 8, 1)), tf.int32)
+  model.initialize(tf.cast(x, tf.float32) + 0.5)
+  return model, {"x": x}
+
+
+def _seed():
+  return Noise(tf.constant([3, 4], tf.int32))
+
+
+def test_one_part_is_the_models_own_objective_exactly():
+  glow, batch = _glow()
+  one = FlowParts(glow.layer, "across_blocks", [])
+  (loss,) = glow.part_losses(batch, _seed(), one)
+  np.testing.assert_array_equal(loss.numpy(), glow.loss(batch, _seed()).numpy())
+  wf = _config("waveflow", "speech8k")
+  wf.model.update(num_flows=3, height=8, channels=8, layers=2)
+  waveflow = build_model(wf, (512,))
+  rng = np.random.RandomState(1)
+  audio = {"x": tf.constant(rng.uniform(-0.5, 0.5, (2, 512)), tf.float32),
+           "conditioning": tf.constant(rng.randn(2, 8, wf.model.n_mels), tf.float32)}
+  (loss,) = waveflow.part_losses(audio, _seed(), waveflow.flow_parts("across_blocks", []))
+  np.testing.assert_allclose(loss.numpy(), waveflow.loss(audio, _seed()).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("split,boundaries", [("by_block", "1,2"),
+                                              ("across_blocks", "1:1,2:2")])
+def test_the_parts_log_dets_sum_to_the_models_and_end_in_its_latent(split, boundaries):
+  glow, batch = _glow()
+  parts = FlowParts(glow.layer, split, boundaries)
+  assert parts.num_parts == 3
+  x = glow._dequantization.forward(tf.cast(batch["x"], tf.float32) + 0.5)
+  z, ldj = glow.layer.forward_and_log_det(x, 3)
+  state, total = (x, ()), 0.
+  for r in parts.ranges:
+    *state, part_ldj = run_stages(parts.stages[r], state, 3)
+    total += part_ldj
+  np.testing.assert_allclose(state[0].numpy(), z.numpy(), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(total.numpy(), ldj.numpy(), rtol=1e-6)
+  assert np.abs(ldj.numpy()).max() > 1.0  # not trivially zero
+
+
+def test_a_parts_loss_has_no_gradient_for_earlier_parts():
+  glow, batch = _glow()
+  parts = FlowParts(glow.layer, "across_blocks", "1:1,2:1")
+  with tf.GradientTape(persistent=True) as tape:
+    losses = [tf.reduce_mean(l) for l in glow.part_losses(batch, _seed(), parts)]
+  for k in range(3):
+    own = tape.gradient(losses[k], parts.variables(k))
+    assert sum(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in own) > 0, k
+    for j in range(k):
+      assert all(g is None for g in tape.gradient(losses[k], parts.variables(j))), (k, j)
+  every = [v for k in range(3) for v in parts.variables(k)]
+  assert {id(v) for v in every} == {id(v) for v in glow.trainable_variables}
+  assert len(every) == len(glow.trainable_variables)
+
+
+def test_boundaries_are_checked_against_the_flow():
+  glow, _ = _glow()
+  for split, text, message in [
+      ("by_block", "1:1", "across_blocks"), ("across_blocks", "1", "by_block"),
+      ("by_block", "3", "no split"), ("across_blocks", "1:7", "steps 1..2"),
+      ("by_block", "4", "no level 4"), ("across_blocks", "2:1,1:1", "increasing")]:
+    with pytest.raises(ValueError, match=message):
+      FlowParts(glow.layer, split, text)
+  names = [s.name for s in stages_of(glow.layer)]
+  assert names[0].startswith("map squeeze") and "factor" in names[3]
+
+
+def test_each_schedule_visits_the_parts_in_its_order():
+  def order(schedule):
+    return [(a, b, "e2e" if ph.end_to_end else ph.active) for a, b, ph in schedule.segments()]
+  assert order(PartsSchedule("sequential", 3, 40, end_to_end_steps=10)) == [
+      (1, 10, (0,)), (11, 20, (1,)), (21, 30, (2,)), (31, 40, "e2e")]
+  assert order(PartsSchedule("alternating", 2, 50, 10, turn_steps=10)) == [
+      (1, 10, (0,)), (11, 20, (1,)), (21, 30, (0,)), (31, 40, (1,)), (41, 50, "e2e")]
+  assert order(PartsSchedule("alternating", 3, 6, steps_per_epoch=2)) == [
+      (1, 2, (0,)), (3, 4, (1,)), (5, 6, (2,))]
+  assert order(PartsSchedule("simultaneous", 2, 5)) == [(1, 5, (0, 1))]
+  with pytest.raises(ValueError, match="needs 30 steps"):
+    PartsSchedule("sequential", 3, 20, steps_per_part=10)
+  assert Phase(False, (1,)).describe(3) == "part 2 of 3"
+
+
+def _parts_config(tiny_config, schedule):
+  c = tiny_config
+  c.parts.update(split="across_blocks", boundaries="1:1,2:1", schedule=schedule,
+                 steps_per_part=8, end_to_end_steps=8, learning_rates="2e-3,1e-3,1e-3")
+  c.train.update(num_steps=32, checkpoint_every=4, log_every=4, eval_every=1000,
+                 sample_every=1000, warmup_steps=0, jit_compile=False, ema_decay=0.9)
+  return c
+
+
+class _Crash(Exception):
+  pass
+
+
+def test_sequential_parts_resume_inside_a_phase_to_the_uninterrupted_weights(
+    tmp_path, tiny_config, capsys, monkeypatch):
+  c = _parts_config(tiny_config, "sequential")
+  full = Trainer(c, str(tmp_path / "full"))
+  full.train()
+  out = capsys.readouterr().out
+  assert re.findall(r"^Steps (\d+)–(\d+): (.*) \(sequential\)\.$", out, re.M) == [
+      ("1", "8", "part 1 of 3"), ("9", "16", "part 2 of 3"), ("17", "24", "part 3 of 3"),
+      ("25", "32", "end to end")]
+  assert re.search(r"^step +8/32 \| part 1 loss \(bits/dim\) [\d.]+ \|", out, re.M), out
+  assert re.search(r"^step 32/32 \| loss \(bits/dim\) [\d.]+ \|", out, re.M), out
+
+  crashed = Trainer(c, str(tmp_path / "resumed"))
+  original = Trainer._parts_step
+
+  def crash_after_step_14(self, step, iterator):
+    if step == 15:
+      raise _Crash()
+    return original(self, step, iterator)
+  monkeypatch.setattr(Trainer, "_parts_step", crash_after_step_14)
+  with pytest.raises(_Crash):
+    crashed.train()
+  at_crash = {k: v.numpy().copy() for k, v in crashed.model_entries.items()}
+  monkeypatch.setattr(Trainer, "_parts_step", original)
+  resumed = Trainer(c, str(tmp_path / "resumed"))
+  resumed.train()
+  out = capsys.readouterr().out
+  assert "(step 12)" in out and "Steps 13–16: part 2 of 3 (sequential)." in out, out
+  for (key, a), b in zip(full.model_entries.items(), resumed.model_entries.values()):
+    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
+  moved = [np.abs(v.numpy() - at_crash[k]).max() for k, v in resumed.model_entries.items()
+           if v.trainable]
+  assert np.mean(np.array(moved) > 1e-3) > 0.5  # the resumed steps moved most weights
+  for opt_a, opt_b in zip(full.groups, resumed.groups):
+    for a, b in zip(opt_a[0].variables, opt_b[0].variables):
+      np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_changed_schedule_is_refused_on_resume(tmp_path, tiny_config):
+  c = _parts_config(tiny_config, "sequential")
+  c.train.num_steps = 12
+  c.parts.update(steps_per_part=0, end_to_end_steps=0)  # 4 steps per part
+  Trainer(c, str(tmp_path)).train()
+  c.train.num_steps = 24  # now 8 per part: step 12 would be in part 2, not part 3
+  with pytest.raises(ValueError, match="schedule"):
+    Trainer(c, str(tmp_path)).train()
