@@ -71,6 +71,7 @@ def get_config(arg="ljspeech_64"):
   c.parts.steps_per_part = 0        # sequential: steps of each part (0: an equal share)
   c.parts.turn_steps = 0            # alternating: steps per turn (0: one epoch)
   c.parts.end_to_end_steps = 0      # then train end to end for this many steps
+  c.parts.devices = ""              # one device per part, e.g. "/GPU:0,/GPU:1" ("": default)
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 8

@@ -2,6 +2,7 @@
 the local objectives against the model's, gradient isolation, the schedules' order, and
 resuming inside a part's phase."""
 
+import os
 import re
 
 import numpy as np
@@ -13,7 +14,7 @@ from gflow.flows.parts import FlowParts, run_stages, stages_of
 from gflow.train import Trainer
 from gflow.train.parts_schedule import Phase, PartsSchedule
 from gflow.train.trainer import build_model
-from tests.conftest import glow_config
+from tests.conftest import REPO, TINY, glow_config
 from tests.test_sharing import _config
 
 
@@ -163,3 +164,33 @@ def test_a_changed_schedule_is_refused_on_resume(tmp_path, tiny_config):
   c.train.num_steps = 24  # now 8 per part: step 12 would be in part 2, not part 3
   with pytest.raises(ValueError, match="schedule"):
     Trainer(c, str(tmp_path)).train()
+
+
+def test_parts_on_two_logical_devices_compute_what_one_device_computes(tmp_path):
+  """Part 2's variables (and its optimizer slots and EMA shadows) live on /CPU:1 and its
+  computation runs there; the weights, slots and EMA after both parts' phases equal
+  those of the same run on one device, after moving far from their initial values."""
+  import json
+
+  from tests.test_distributed import ATOL, RTOL, _load, _train
+  args = [f"--config={os.path.join(REPO, 'configs', 'glow.py')}:digits", *TINY,
+          "--config.parts.split=across_blocks", "--config.parts.boundaries=1:1",
+          "--config.parts.schedule=sequential", "--config.train.num_steps=6",
+          "--config.train.warmup_steps=0", "--config.train.learning_rate=2e-3",
+          "--config.train.grad_clip_norm=0", "--config.train.ema_decay=0.9",
+          "--config.train.checkpoint_every=1000", "--config.train.eval_every=1000",
+          "--config.train.sample_every=1000", "--config.train.jit_compile=False"]
+  one, _ = _train(tmp_path, "one", args=args)
+  two, _ = _train(tmp_path, "two", cpus=2,
+                  args=args + ["--config.parts.devices=/CPU:0,/CPU:1"])
+  devices = json.loads((tmp_path / "two.npz.devices.json").read_text())
+  assert {d.rsplit(":", 1)[-1] for d in devices.values()} == {"0", "1"}, devices
+  a, b = _load(one), _load(two)
+  assert a.keys() == b.keys()
+  assert any(k.startswith("optimizer_part_2/") for k in a) and any("ema/" in k for k in a)
+  initial = {k[len("initial/"):]: v for k, v in a.items() if k.startswith("initial/")}
+  moved = [np.max(np.abs(a[f"model/{k.replace('.', '..')}/.ATTRIBUTES/VARIABLE_VALUE"] - v))
+           > 100 * ATOL for k, v in initial.items()]
+  assert np.mean(moved) > 0.9, f"only {np.mean(moved):.0%} of the variables moved far"
+  for k in a:
+    np.testing.assert_allclose(b[k], a[k], rtol=RTOL, atol=ATOL, err_msg=k)

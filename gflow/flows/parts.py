@@ -27,6 +27,7 @@ boundaries read as in the paper: "1" is after level 1's split (split by block),
 in part 2).
 """
 
+import contextlib
 import dataclasses
 import math
 
@@ -38,9 +39,15 @@ from gflow.layers.base import SequentialFlow, forward_and_log_det_of
 from gflow.layers.factor_out import FactorOutLayer
 from gflow.layers.learned_prior import LearnedPriorLayer
 
-__all__ = ["Stage", "stages_of", "FlowParts", "SPLITS", "parse_boundaries", "run_stages"]
+__all__ = ["Stage", "stages_of", "FlowParts", "SPLITS", "parse_boundaries", "run_stages",
+           "on_device"]
 
 SPLITS = ("by_block", "across_blocks")
+
+
+def on_device(device):
+  """`tf.device(device)`, or no scope at all for None (keeps the enclosing placement)."""
+  return contextlib.nullcontext() if not device else tf.device(device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +160,7 @@ class FlowParts:
 
   def __init__(self, layer, split, boundaries, first_part_variables=()):
     self.layer = layer
+    self.devices = None  # one device per part: each part's computation runs there
     self.split = split
     self.stages = stages_of(layer)
     points = parse_boundaries(boundaries, split) if isinstance(boundaries, str) else list(
@@ -224,9 +232,10 @@ class FlowParts:
                  tuple((tf.stop_gradient(t), False) for t, _ in state[1]))
       cond = conditioning if k == 0 or conditioning is None else tf.stop_gradient(
           conditioning)  # e.g. WaveFlow's upsampled mel: trained by part 1 only
-      x_k, factored, ldj = run_stages(self.stages[self.ranges[k]], state, event_ndims,
-                                      training, cond)
-      log_p = base_log_prob(x_k) + sum(base_log_prob(t) for t, here in factored if here)
-      out.append(-(log_p + ldj + (extra_ldj if k == 0 else 0.)))
+      with on_device(self.devices[k] if self.devices else None):
+        x_k, factored, ldj = run_stages(self.stages[self.ranges[k]], state, event_ndims,
+                                        training, cond)
+        log_p = base_log_prob(x_k) + sum(base_log_prob(t) for t, here in factored if here)
+        out.append(-(log_p + ldj + (extra_ldj if k == 0 else 0.)))
       state = (x_k, factored)
     return out

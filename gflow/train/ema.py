@@ -4,6 +4,8 @@ import contextlib
 
 import tensorflow as tf
 
+from gflow.flows.parts import on_device
+
 __all__ = ["EMA"]
 
 
@@ -20,8 +22,10 @@ class EMA(tf.Module):
   restores the training weights afterwards.
   """
 
-  def __init__(self, variables, decay):
-    """`variables`: {key: variable} (shadows are checkpointed under the same keys)."""
+  def __init__(self, variables, decay, colocate=False):
+    """`variables`: {key: variable} (shadows are checkpointed under the same keys);
+    `colocate` places each shadow on its variable's device (a flow trained in parts
+    on several devices)."""
     super().__init__(name="ema")
     if not 0.0 < decay < 1.0:
       raise ValueError(f"EMA decay must be in (0, 1); got {decay}.")
@@ -31,11 +35,13 @@ class EMA(tf.Module):
     self.decay = decay
     keys = sorted(variables)
     self._model_vars = [variables[k] for k in keys]
-    self.shadows = {
-        k: tf.Variable(tf.convert_to_tensor(variables[k]), trainable=False,
-                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-                       name=f"ema_{i}")
-        for i, k in enumerate(keys)}
+    self.shadows = {}
+    for i, k in enumerate(keys):
+      device = getattr(getattr(variables[k], "value", variables[k]), "device", "")
+      with on_device(device if colocate else None):
+        self.shadows[k] = tf.Variable(
+            tf.convert_to_tensor(variables[k]), trainable=False,
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA, name=f"ema_{i}")
     self._shadow_list = [self.shadows[k] for k in keys]
     self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates",
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)

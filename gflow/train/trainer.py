@@ -39,6 +39,7 @@ from gflow.train.checkpoint_files import intact_latest
 from gflow.train.ema import EMA
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
+from gflow.flows.parts import on_device
 from gflow.train.parts_schedule import PartsSchedule
 from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
@@ -149,7 +150,11 @@ class Trainer:
       check_choice(c.optimizer, sorted(OPTIMIZERS), "optimizer (train.optimizer)")
     keras.utils.set_random_seed(self.config.seed)  # weight initialisers
     with self.strategy.scope():
-      self.model = build_model(self.config, self.data.event_shape)
+      self.devices = self._part_devices()
+      if self.devices:
+        self.model = self._build_on_part_devices()
+      else:
+        self.model = build_model(self.config, self.data.event_shape)
       trainable = trainable_keyed(self.model)
       self.variables = list(trainable.values())
       schedule = WarmupExponentialDecay(c.learning_rate, c.warmup_steps, c.decay_rate,
@@ -164,8 +169,59 @@ class Trainer:
         opt.build(self.variables)
         self.optimizer = opt
         self.groups = [(opt, self.variables)]
-      self.ema = EMA(trainable, c.ema_decay) if c.ema_decay else None
+      self.ema = (EMA(trainable, c.ema_decay, colocate=bool(self.devices)) if c.ema_decay
+                  else None)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+
+  def _part_devices(self):
+    """`parts.devices` as a list (one device per part), checked; None when unset."""
+    p = self.config.get("parts")
+    text = p.get("devices", "") if p is not None else ""
+    if not text:
+      return None
+    devices = [d.strip() for d in text.split(",") if d.strip()]
+    if not p.get("split"):
+      raise ValueError("parts.devices places the parts of a flow trained in parts: set "
+                       "parts.split too.")
+    if self.strategy.num_replicas_in_sync > 1:
+      raise ValueError("parts.devices places each part on its own device; it cannot be "
+                       "combined with a multi-replica strategy (use --strategy=default).")
+    def short(name):  # "/device:CPU:1" and "/job:…/device:CPU:1" → "/CPU:1"
+      return "/" + name.upper().rsplit("DEVICE:", 1)[-1].lstrip("/")
+    known = [d.name for d in tf.config.list_logical_devices()]
+    for d in devices:
+      if short(d) not in {short(k) for k in known}:
+        raise ValueError(f"parts.devices: no device {d!r} on this machine; it has "
+                         f"{', '.join(short(k) for k in known) or 'none'}.")
+    return devices
+
+  def _build_on_part_devices(self):
+    """The model with each part's variables created on its device (`parts.devices`):
+    a first build (discarded) finds which part each variable, in creation order,
+    belongs to; the second, from the same seed, creates each on its part's device."""
+    created = []
+
+    def record(next_creator, **kwargs):
+      v = next_creator(**kwargs)
+      created.append(v)
+      return v
+    with tf.variable_creator_scope(record):
+      probe = build_model(self.config, self.data.event_shape)
+    p = self.config.parts
+    parts = probe.flow_parts(p.split, p.boundaries)
+    if parts.num_parts != len(self.devices):
+      raise ValueError(f"parts.devices names {len(self.devices)} devices for "
+                       f"{parts.num_parts} parts.")
+    part_of = {id(getattr(v, "_value", v)): k for k in range(parts.num_parts)
+               for v in parts.variables(k)}
+    placement = iter([self.devices[part_of.get(id(v), 0)] for v in created])
+
+    def place(next_creator, **kwargs):
+      with tf.device(next(placement)):
+        return next_creator(**kwargs)
+    keras.utils.set_random_seed(self.config.seed)  # the same initial weights
+    with tf.variable_creator_scope(place):
+      return build_model(self.config, self.data.event_shape)
 
   def _setup_parts(self, trainable):
     """With `config.parts.split` set: the model's gradient-isolated parts, one optimizer
@@ -181,6 +237,7 @@ class Trainer:
       raise ValueError("Training in parts does not support mixed_float16 (loss scaling); use "
                        "mixed_bfloat16 or float32.")
     parts = self.model.flow_parts(p.split, p.boundaries)
+    parts.devices = self.devices
     rates = [float(r) for r in str(p.get("learning_rates", "")).split(",") if r.strip()]
     if rates and len(rates) != parts.num_parts:
       raise ValueError(f"parts.learning_rates gives {len(rates)} rates for "
@@ -200,7 +257,8 @@ class Trainer:
       # Each part's variables in checkpoint-key order, as the single optimizer's.
       order = {id(w): i for i, w in enumerate(trainable.values())}
       variables = sorted(parts.variables(k), key=lambda v: order[id(v)])
-      opt.build(variables)
+      with on_device(self.devices[k] if self.devices else None):  # slots beside the weights
+        opt.build(variables)
       self.groups.append((opt, variables))
     self.optimizer = self.groups[0][0]
     steps_per_epoch = max(self.data.num_train // self.global_batch, 1)
@@ -441,7 +499,8 @@ class Trainer:
   def _make_parts_step(self, phase):
     """The distributed step of one phase: (per-part losses, applied?)."""
     groups = [self.groups[k] for k in phase.active]
-    jit = self.config.train.jit_compile and self.strategy.num_replicas_in_sync == 1
+    jit = (self.config.train.jit_compile and self.strategy.num_replicas_in_sync == 1
+           and not self.devices)  # XLA would compile every part onto one device
 
     def replica_step(batch):
       losses, grads = self._parts_loss_and_grads(batch, phase)

@@ -1,6 +1,7 @@
 """Trains a config under a strategy and saves, to an .npz, the weights right after the
 data-dependent init (`initial/<key>`, trainable ones) and every value of the final checkpoint
-(weights, optimizer slots, EMA, step).
+(weights, optimizer slots, EMA, step); with `parts.devices`, each trainable variable's
+device to <out>.devices.json.
 
     python -m tests.helpers.train_worker --workdir=D --out=W.npz --strategy=S \
         [--logical_cpus=2] [--steps=N] [--config.xxx=...]
@@ -45,6 +46,10 @@ def main(argv):
     final = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
              if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
     np.savez(_OUT.value, replicas=strategy.num_replicas_in_sync, **initial, **final)
+    if trainer.config.get("parts") and trainer.config.parts.get("devices"):
+      import json
+      with open(_OUT.value + ".devices.json", "w") as f:  # where each variable lives
+        json.dump({k: v.value.device for k, v in trainable_keyed(trainer.model).items()}, f)
   return 0
 
 
