@@ -51,3 +51,15 @@ def tiny_config():
   c.train.batch_size, c.train.init_batch_size = 16, 64
   c.train.log_every, c.eval.batch_size, c.eval.num_samples = 5, 400, 4
   return c
+
+
+# Parametrized cases that run only with `-m slow` (the default suite's time budget):
+# DenseFlow under MultiWorkerMirroredStrategy (its 2 logical replicas run by default, and
+# Glow runs under both strategies).
+SLOW_CASES = {"test_distributed.py::test_two_worker_processes_equal_one[denseflow]"}
+
+
+def pytest_collection_modifyitems(config, items):
+  for item in items:
+    if item.nodeid.split("/")[-1] in SLOW_CASES:
+      item.add_marker(pytest.mark.slow)
