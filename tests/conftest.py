@@ -53,10 +53,21 @@ def tiny_config():
   return c
 
 
-# Parametrized cases that run only with `-m slow` (the default suite's time budget):
-# DenseFlow under MultiWorkerMirroredStrategy (its 2 logical replicas run by default, and
-# Glow runs under both strategies).
-SLOW_CASES = {"test_distributed.py::test_two_worker_processes_equal_one[denseflow]"}
+# Tests and cases that run only with `-m slow`, for the default suite's time budget; what
+# each covers is also covered by a cheaper default test named here:
+SLOW_CASES = {
+    # DenseFlow under MultiWorkerMirroredStrategy (its 2 logical replicas run by default,
+    # and Glow runs under both strategies)
+    "test_distributed.py::test_two_worker_processes_equal_one[denseflow]",
+    # a SIGKILLed MWMS worker (the single-process kill test and Glow's MWMS run by default)
+    "test_distributed.py::test_a_killed_worker_ends_the_run_and_both_resume_to_the_"
+    "uninterrupted_weights",
+    # WaveFlow killed and resumed (Glow's kill test and WaveFlow's tiny run by default)
+    "test_waveflow.py::test_resume_after_a_kill_ends_with_the_uninterrupted_weights",
+    # a missing checkpoint index (a garbage index runs by default)
+    "test_work_is_kept.py::test_a_damaged_index_resumes_from_the_newest_checkpoint"
+    "[missing index]",
+}
 
 
 def pytest_collection_modifyitems(config, items):

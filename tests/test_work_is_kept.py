@@ -171,8 +171,9 @@ def test_a_killed_holder_leaves_no_stuck_lock(tmp_path):
 def test_a_stop_signal_saves_a_checkpoint_and_the_same_command_resumes(tmp_path, sig, code):
   workdir = tmp_path / "run"
   cmd = [sys.executable, "-m", "gflow.cli.train", f"--config={CONFIG}:digits",
-         f"--workdir={workdir}", *TINY, "--config.train.num_steps=100000",
-         "--config.train.checkpoint_every=100000", "--config.train.log_every=7"]
+         f"--workdir={workdir}", *TINY, "--config.train.jit_compile=False",
+         "--config.train.num_steps=100000", "--config.train.checkpoint_every=100000",
+         "--config.train.log_every=7"]
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
   for line in proc.stdout:  # the first progress line: the step loop is running
