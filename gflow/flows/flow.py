@@ -85,8 +85,7 @@ class Flow(LayerDistribution):
       x = self._dequantization.forward(x)
     z, flow_ldj = self._layer.forward_and_log_det(x, n, training=training)
     ldj += flow_ldj
-    log_base = -0.5 * tf.reduce_sum(tf.square(z), axis=list(range(-n, 0)))
-    return log_base - 0.5 * self.num_dims * math.log(2 * math.pi) + ldj
+    return standard_normal_log_prob(z) + ldj
 
   def _sample_n(self, n, seed=None, temperature=1.0):
     if isinstance(seed, (int, np.integer)):  # reproducible, unlike TFP's stateful ints
@@ -138,12 +137,8 @@ class Flow(LayerDistribution):
     if self._dequantization is not None:
       extra = self._dequantization.forward_log_det_jacobian(x, event_ndims=n)
       x = self._dequantization.forward(x)
-
-    def log_normal(t):
-      size = math.prod(t.shape[1:])
-      return (-0.5 * tf.reduce_sum(tf.square(t), axis=list(range(1, t.shape.rank)))
-              - 0.5 * size * math.log(2 * math.pi))
-    losses = parts.losses(x, log_normal, n, training=training, upto=upto, extra_ldj=extra)
+    losses = parts.losses(x, standard_normal_log_prob, n, training=training, upto=upto,
+                          extra_ldj=extra)
     return [loss / (self.num_dims * math.log(2.)) for loss in losses]
 
   def dequantize(self, x, seed=None):
@@ -171,3 +166,10 @@ class Flow(LayerDistribution):
 
   def is_initialized(self):
     return is_initialized(self._layer)
+
+
+def standard_normal_log_prob(t):
+  """log N(t; 0, I) per example: summed over every axis but the first."""
+  size = math.prod(t.shape[1:])
+  return (-0.5 * tf.reduce_sum(tf.square(t), axis=list(range(1, t.shape.rank)))
+          - 0.5 * size * math.log(2 * math.pi))

@@ -29,6 +29,7 @@ import tensorflow as tf
 from gflow import data as gdata
 from gflow import registry
 from gflow.choices import check_choice
+from gflow.flows.parts import on_device
 from gflow.model import check_model
 from gflow.noise import Noise
 from gflow.train import evaluation
@@ -39,7 +40,6 @@ from gflow.train.checkpoint_files import intact_latest
 from gflow.train.ema import EMA
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
-from gflow.flows.parts import on_device
 from gflow.train.parts_schedule import PartsSchedule
 from gflow.train.progress import Progress
 from gflow.train.schedule import WarmupExponentialDecay
@@ -250,12 +250,12 @@ class Trainer:
       raise ValueError(f"Variables of no part: {missing[:3]}; the model cannot be trained in "
                        "these parts.")
     self.groups = []
+    order = {id(w): i for i, w in enumerate(trainable.values())}
     for k, rate in enumerate(rates):
       schedule = WarmupExponentialDecay(rate, c.warmup_steps, c.decay_rate, c.decay_steps,
                                         c.get("decay_staircase", False))
       opt = OPTIMIZERS[c.optimizer](learning_rate=schedule, name=f"part_{k + 1}")
       # Each part's variables in checkpoint-key order, as the single optimizer's.
-      order = {id(w): i for i, w in enumerate(trainable.values())}
       variables = sorted(parts.variables(k), key=lambda v: order[id(v)])
       with on_device(self.devices[k] if self.devices else None):  # slots beside the weights
         opt.build(variables)
