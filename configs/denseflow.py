@@ -76,6 +76,18 @@ def get_config(arg="digits"):
   c.model.flow_embedding_size = 8
   c.model.projection = "1x1"          # decomp/nanoflow per-flow head: "1x1" or "3x3"
 
+  # Training in gradient-isolated parts (gflow.flows.parts); off while split is "".
+  # A block is a level; its steps are the modules of its units, numbered across units.
+  c.parts = ml_collections.ConfigDict()
+  c.parts.split = ""                # "", "by_block" or "across_blocks"
+  c.parts.boundaries = "1"         # by_block: after blocks ("1", "1,2"); across: "1:3", …
+  c.parts.schedule = "alternating"  # sequential | alternating | simultaneous
+  c.parts.learning_rates = ""       # one per part, e.g. "1e-3,5e-4" ("": train.learning_rate)
+  c.parts.steps_per_part = 0        # sequential: steps of each part (0: an equal share)
+  c.parts.turn_steps = 0            # alternating: steps per turn (0: one epoch)
+  c.parts.end_to_end_steps = 0      # then train end to end for this many steps
+  c.parts.devices = ""              # one device per part, e.g. "/GPU:0,/GPU:1" ("": default)
+
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64
   c.train.num_epochs = 100

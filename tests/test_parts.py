@@ -16,6 +16,7 @@ from gflow.train import Trainer
 from gflow.train.parts_schedule import Phase, PartsSchedule
 from gflow.train.trainer import build_model
 from tests.conftest import REPO, TINY, glow_config
+from tests.test_denseflow import tiny_config as denseflow_tiny_config
 from tests.test_sharing import _config
 
 
@@ -30,6 +31,17 @@ def _glow(levels=3, steps=2):
 
 def _seed():
   return Noise(tf.constant([3, 4], tf.int32))
+
+
+def _denseflow():
+  """A DenseFlow of 2 blocks (2 units of 2 modules, then 2 units of 1) with cross-unit
+  augmentation and a variational dequantizer, initialised on digit-like levels."""
+  c = denseflow_tiny_config()
+  c.model.update(units=(2, 2), modules=(2, 1))
+  model = build_model(c, (8, 8, 1))
+  x = tf.constant(np.random.RandomState(0).randint(0, 256, (4, 8, 8, 1)), tf.int32)
+  model.initialize(tf.cast(x, tf.float32) + 0.5)
+  return model, {"x": tf.cast(x, tf.float32) + 0.3}
 
 
 def test_one_part_is_the_models_own_objective_exactly():
@@ -47,6 +59,11 @@ def test_one_part_is_the_models_own_objective_exactly():
            "conditioning": tf.constant(rng.randn(2, 8, wf.model.n_mels), tf.float32)}
   (loss,) = waveflow.part_losses(audio, _seed(), waveflow.flow_parts("across_blocks", []))
   np.testing.assert_allclose(loss.numpy(), waveflow.loss(audio, _seed()).numpy(), rtol=1e-6)
+  denseflow, batch = _denseflow()  # the single-sample bound, for the same noise draws
+  (loss,) = denseflow.part_losses(batch, _seed(), denseflow.flow_parts("across_blocks", []))
+  np.testing.assert_allclose(loss.numpy(), denseflow.loss(batch, _seed()).numpy(), rtol=1e-6)
+  other = Noise(tf.constant([5, 6], tf.int32))  # the noise matters: another draw differs
+  assert np.abs(denseflow.loss(batch, other).numpy() - loss.numpy()).min() > 1e-4
 
 
 @pytest.mark.parametrize("split,boundaries", [("by_block", "1,2"),
@@ -66,6 +83,28 @@ def test_the_parts_log_dets_sum_to_the_models_and_end_in_its_latent(split, bound
   assert np.abs(ldj.numpy()).max() > 1.0  # not trivially zero
 
 
+@pytest.mark.parametrize("split,boundaries", [("by_block", "1"), ("across_blocks", "1:1,1:2")])
+def test_denseflow_parts_log_weights_sum_to_the_bound_and_end_in_its_latent(split, boundaries):
+  """Across blocks "1:2" falls between the two units of block 1, so the cross-unit
+  augmentation before unit 2 and its g (which sees the block's input, handed on from
+  part 1 through part 2) run in part 3; "1:1" cuts inside unit 1."""
+  model, batch = _denseflow()
+  parts = model.flow_parts(split, boundaries)
+  kinds = [[s.kind for s in parts.stages[r]] for r in parts.ranges]
+  if split == "across_blocks":
+    assert "augment" in kinds[2] and "augment" not in kinds[0] + kinds[1]
+  y = model._uniform.forward(batch["x"])
+  noise = _seed().fold(1)  # the flow's noise stream (AugmentedFlow's _FLOW)
+  z, log_w = model.flow.forward_and_bound(y, noise)
+  state, total = (y, (), ()), 0.
+  for r in parts.ranges:
+    *state, part_log_w = run_stages(parts.stages[r], state, 3, noise=noise)
+    total += part_log_w
+  np.testing.assert_allclose(state[0].numpy(), z.numpy(), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(total.numpy(), log_w.numpy(), rtol=1e-6)
+  assert np.abs(log_w.numpy()).max() > 1.0
+
+
 def test_a_parts_loss_has_no_gradient_for_earlier_parts():
   glow, batch = _glow()
   parts = FlowParts(glow.layer, "across_blocks", "1:1,2:1")
@@ -79,6 +118,27 @@ def test_a_parts_loss_has_no_gradient_for_earlier_parts():
   every = [v for k in range(3) for v in parts.variables(k)]
   assert {id(v) for v in every} == {id(v) for v in glow.trainable_variables}
   assert len(every) == len(glow.trainable_variables)
+
+
+def test_a_denseflow_parts_loss_has_no_gradient_for_earlier_parts_or_the_dequantizer():
+  model, batch = _denseflow()
+  parts = model.flow_parts("across_blocks", "1:1,1:2")
+  dequantizer = {id(v) for v in model.dequantizer.trainable_weights}
+  assert dequantizer <= {id(v) for v in parts.variables(0)}
+  g = {id(v) for net in model.flow.flow_layers[1].flow_layers[0].noise_nets
+       for v in net.trainable_weights}
+  assert g and g <= {id(v) for v in parts.variables(2)}  # the augmentation of part 3
+  with tf.GradientTape(persistent=True) as tape:
+    losses = [tf.reduce_mean(l) for l in model.part_losses(batch, _seed(), parts,
+                                                           training=True)]
+  for k in range(3):
+    own = tape.gradient(losses[k], parts.variables(k))
+    assert all(g is not None for g in own), k
+    for j in range(k):
+      assert all(g is None for g in tape.gradient(losses[k], parts.variables(j))), (k, j)
+  every = [v for k in range(3) for v in parts.variables(k)]
+  assert {id(v) for v in every} == {id(v) for v in model.trainable_variables}
+  assert len(every) == len(model.trainable_variables)
 
 
 def test_boundaries_are_checked_against_the_flow():
@@ -152,15 +212,23 @@ def test_sequential_parts_resume_inside_a_phase_to_the_uninterrupted_weights(
       np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_parts_on_two_logical_devices_compute_what_one_device_computes(tmp_path):
+@pytest.mark.parametrize("model", ["glow", pytest.param("denseflow", marks=pytest.mark.slow)])
+def test_parts_on_two_logical_devices_compute_what_one_device_computes(tmp_path, model):
   """Part 2's variables (and its optimizer slots and EMA shadows) live on /CPU:1 and its
   computation runs there; the weights, slots and EMA after both parts' phases equal
-  those of the same run on one device, after moving far from their initial values."""
+  those of the same run on one device, after moving far from their initial values.
+  DenseFlow's part 2 holds block 1's second unit, the augmentation before it and its
+  BatchNorm statistics (with -m slow; Glow's case covers the trainer's placement)."""
   import json
 
+  from tests.test_denseflow import TINY_DF
   from tests.test_distributed import ATOL, RTOL, _load, _train
-  args = [f"--config={os.path.join(REPO, 'configs', 'glow.py')}:digits", *TINY,
-          "--config.parts.split=across_blocks", "--config.parts.boundaries=1:1",
+  tiny = TINY if model == "glow" else [  # block 1: 2 units of 2 modules
+      *[f for f in TINY_DF if not f.startswith("--config.model.modules=")],
+      "--config.model.modules=(2, 1)"]
+  args = [f"--config={os.path.join(REPO, 'configs', model + '.py')}:digits", *tiny,
+          "--config.parts.split=across_blocks",
+          f"--config.parts.boundaries={'1:1' if model == 'glow' else '1:2'}",
           "--config.parts.schedule=sequential", "--config.train.num_steps=6",
           "--config.train.warmup_steps=0", "--config.train.learning_rate=2e-3",
           "--config.train.grad_clip_norm=0", "--config.train.ema_decay=0.9",
@@ -201,3 +269,33 @@ def test_alternating_turns_and_a_changed_schedule_is_refused_on_resume(tmp_path,
   c.train.num_steps = 12  # the end-to-end phase moves: step 10 would be part 2's turn
   with pytest.raises(ValueError, match="schedule"):
     Trainer(c, str(tmp_path)).train()
+
+
+def test_denseflow_trains_in_parts_each_part_learns_while_the_other_stays(tmp_path, capsys):
+  """By block: part 1 is block 1, its split and the dequantizer; part 2 block 2 and the
+  top prior. On a fixed batch and noise, part 1's local objective falls during its
+  phase; during part 2's, part 2's falls and part 1's does not move at all."""
+  c = denseflow_tiny_config()
+  c.parts.update(split="by_block", boundaries="1", schedule="sequential",
+                 steps_per_part=15, learning_rates="3e-3,1e-2")
+  c.train.update(num_steps=30, log_every=5, checkpoint_every=15, eval_every=1000,
+                 sample_every=1000, warmup_steps=0, learning_rate=3e-3, keep_checkpoints=5)
+  Trainer(c, str(tmp_path / "run")).train()
+  out = capsys.readouterr().out
+  assert re.findall(r"^Steps (\d+)–(\d+): (.*) \(sequential\)\.$", out, re.M) == [
+      ("1", "15", "part 1 of 2"), ("16", "30", "part 2 of 2")]
+
+  probe = Trainer(c, str(tmp_path / "probe"), verbose=False)
+  probe.initialize()  # the run's initial state: same seed, same data
+  batch = next(iter(probe.data.train_dataset(64, 7, 0)))
+  def part_losses():
+    losses = probe.model.part_losses(batch, _seed(), probe.parts, training=True)
+    return [float(tf.reduce_mean(l)) for l in losses]
+  initial = part_losses()
+  probe.checkpoint.restore(str(tmp_path / "run" / "checkpoints" / "ckpt-15")).expect_partial()
+  after_1 = part_losses()
+  probe.checkpoint.restore(str(tmp_path / "run" / "checkpoints" / "ckpt-30")).expect_partial()
+  after_2 = part_losses()
+  assert after_1[0] < initial[0] - 0.05, (initial, after_1)
+  assert after_2[1] < after_1[1] - 0.05, (after_1, after_2)
+  assert after_2[0] == after_1[0], (after_1, after_2)

@@ -9,6 +9,8 @@ import tensorflow_probability as tfp
 
 from gflow.bijectors.dequantization import UniformDequantization
 from gflow.flows.base import LayerDistribution, data_of
+from gflow.flows.flow import standard_normal_log_prob
+from gflow.flows.parts import FlowParts
 from gflow.noise import Noise
 from gflow.layers.base import is_initialized
 from gflow.nets.sharing import build_shared_networks
@@ -119,14 +121,17 @@ class AugmentedFlow(LayerDistribution):
                               axis=list(range(1, z.shape.rank)))
     return log_base + log_w
 
+  def _dequantization_draw(self, x, noise, training):
+    """(u, log q(u | x)) for integer levels x: uniform (log q = 0) or variational."""
+    x = tf.cast(x, tf.float32)
+    if self.dequantizer is None:
+      return noise.uniform([tf.shape(x)[0], *x.shape[1:]], stream=_DEQUANT), 0.
+    return self.dequantizer.sample(x, noise.fold(_DEQUANT), training=training)
+
   def _discrete_log_weight(self, x, noise, training):
     """log p(x + u, e) − log q(u | x) − log p*(e) for integer levels x, one joint draw."""
     x = tf.cast(x, tf.float32)
-    if self.dequantizer is None:
-      u = noise.uniform([tf.shape(x)[0], *x.shape[1:]], stream=_DEQUANT)
-      log_q = 0.
-    else:
-      u, log_q = self.dequantizer.sample(x, noise.fold(_DEQUANT), training=training)
+    u, log_q = self._dequantization_draw(x, noise, training)
     return self._continuous_log_weight(x + u, noise, training) - log_q
 
   def _importance_weighted(self, x, noise, num_samples, chunk_size, discrete, training):
@@ -196,6 +201,33 @@ class AugmentedFlow(LayerDistribution):
     """−log₂ P̂(x) / D per example, from `log_likelihood`."""
     ll = self.log_likelihood(x, seed, num_samples, chunk_size, training)
     return -ll / (self.num_dims * math.log(2.))
+
+  # -- training in parts (gflow.flows.parts) ---------------------------------------------
+  def flow_parts(self, split, boundaries):
+    """The flow's stages cut into gradient-isolated parts; the variational dequantizer
+    belongs to part 1."""
+    first = [self.dequantizer] if self.dequantizer is not None else []
+    return FlowParts(self.flow, split, boundaries, first_part_layers=first)
+
+  def part_losses(self, batch, seed, parts, training=False, upto=None):
+    """Each part's local objective per example in bits/dim: the single-sample bound
+    of `loss`, for the same noise, cut into parts (`gflow.flows.parts`). Part 1 counts
+    the dequantization (−log q(u|x) and the scaling to the flow's range); a part's
+    output and the halves it factors out are scored by N(0, I). With one part it
+    equals `loss`."""
+    x = self._check(data_of(batch), "part_losses")
+    noise = Noise.coerce(seed)
+    if x.dtype.is_floating and self.dequantizer is None:  # already dequantized
+      v, log_q = tf.cast(x, tf.float32), 0.
+    else:
+      x = tf.floor(x) if x.dtype.is_floating else self.check_levels(x, "part_losses")
+      u, log_q = self._dequantization_draw(x, noise, training)
+      v = tf.cast(x, tf.float32) + u
+    extra = self._uniform.forward_log_det_jacobian(v, event_ndims=3) - log_q
+    losses = parts.losses(self._uniform.forward(v), standard_normal_log_prob, 3,
+                          training=training, upto=upto, extra_ldj=extra,
+                          noise=noise.fold(_FLOW))
+    return [loss / (self.num_dims * math.log(2.)) for loss in losses]
 
   def _sample_n(self, n, seed=None, temperature=1.0):
     if isinstance(seed, (int, np.integer)):

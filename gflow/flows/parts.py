@@ -25,6 +25,22 @@ with weights, e.g. one WaveFlow flow) are numbered 1, 2, … within the level, s
 boundaries read as in the paper: "1" is after level 1's split (split by block),
 "1:19" after step 19 of level 1 (split across blocks: level 1's split then sits
 in part 2).
+
+Stochastic flows (DenseFlow: `StochasticSequential`, `MultiScale`,
+`CrossUnitBlock`) unroll the same way. A DenseFlow block is a level; its steps
+are the glow-like modules of its units, numbered across the units ("1:19" is
+after module 19 of block 1, inside a unit or between two). Between units an
+"augment" stage appends the cross-unit noise channels, μ + σ ⊙ e with
+(μ, log σ) = g(z₀ … z_{i−1}), and adds Σ log σ − log N(e) to the objective of
+the part it falls in; the block's representations z₀, z₁, … travel with the
+state ("enter" starts them, "unit" records one), so a g after a boundary sees
+the earlier part's representations as constants. A `MultiScale` split is a
+"factor" stage (squeeze, half set aside and scored by N(0, I), DenseFlow's
+fixed prior) and a "merge" stage (the flat latent). Each stage draws its noise
+where the whole flow would (`Stage.noise`, the fold path from the flow's
+noise), so one part's objective is the model's single-sample bound for the
+same seed. The variational dequantizer belongs to part 1, and −log q(u|x) is
+counted there.
 """
 
 import contextlib
@@ -36,8 +52,11 @@ import tensorflow as tf
 from gflow.bijectors.factor_out import FactorOut
 from gflow.choices import check_choice
 from gflow.layers.base import SequentialFlow, forward_and_log_det_of
+from gflow.layers.cross_unit_block import CrossUnitBlock
 from gflow.layers.factor_out import FactorOutLayer
 from gflow.layers.learned_prior import LearnedPriorLayer
+from gflow.layers.multiscale import MultiScale
+from gflow.layers.stochastic import StochasticFlowLayer, StochasticSequential
 
 __all__ = ["Stage", "stages_of", "FlowParts", "SPLITS", "parse_boundaries", "run_stages",
            "on_device"]
@@ -52,19 +71,29 @@ def on_device(device):
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-  """One stage of an unrolled flow: `kind` "map" (a flow layer on the active tensor),
-  "factor" (a split: the second half normalised by the split prior and set aside) or
-  "merge" (the last half set aside concatenated back); `level` is 1-based, `step` the
-  1-based number of a map stage among its level's steps (None for structure)."""
+  """One stage of an unrolled flow.
+
+  `kind`: "map" (a flow layer on the active tensor), "factor" (a split: the
+  second half normalised by the split prior, or squeezed off by a `MultiScale`,
+  and set aside), "merge" (the last half set aside joined back), and for
+  DenseFlow blocks "enter" (the block's representations start with its input),
+  "augment" (cross-unit noise channels before unit `index`) and "unit" (a
+  unit's output joins the representations). `level` is 1-based, `step` the
+  1-based number of a map stage among its level's steps (None for structure),
+  `noise` the fold path of the stage's noise from the flow's noise.
+  """
   kind: str
   layer: object
   level: int
   step: int = None
+  index: int = None
+  noise: tuple = ()
 
   @property
   def name(self):
     where = f"level {self.level}" + (f" step {self.step}" if self.step else "")
-    return f"{self.kind} {self.layer.name} ({where})"
+    unit = f" {self.index}" if self.index is not None else ""
+    return f"{self.kind}{unit} {self.layer.name} ({where})"
 
 
 def _is_step(layer):
@@ -73,7 +102,10 @@ def _is_step(layer):
 
 def stages_of(layer, level=1):
   """The stages of a flow layer: a `SequentialFlow` at the top or inside a split is a
-  level (unrolled); other layers, steps included, are one map stage each."""
+  level (unrolled); other layers, steps included, are one map stage each. Stochastic
+  flows unroll through `StochasticSequential`, `MultiScale` and `CrossUnitBlock`."""
+  if isinstance(layer, StochasticFlowLayer):
+    return _stochastic_stages(layer, level, ())
   if not isinstance(layer, SequentialFlow):
     return [Stage("map", layer, level, 1 if _is_step(layer) else None)]
   out, step = [], 0
@@ -91,34 +123,97 @@ def stages_of(layer, level=1):
   return out
 
 
-def _stage_variables(stage):
-  """The trainable variables a stage computes with: a map's layer's, a split's prior's."""
+def _stochastic_stages(layer, level, noise):
+  """Stages of a stochastic flow layer whose noise is `noise` (a fold path): child i
+  of a `StochasticSequential` draws from fold i, as `forward_and_bound` does."""
+  if isinstance(layer, StochasticSequential):
+    return [s for i, child in enumerate(layer.flow_layers)
+            for s in _stochastic_stages(child, level, noise + (i,))]
+  if isinstance(layer, MultiScale):
+    return [Stage("factor", layer, level, noise=noise),
+            *_stochastic_stages(layer.inner, level + 1, noise),
+            Stage("merge", layer, level, noise=noise)]
+  if isinstance(layer, CrossUnitBlock):
+    out, step = [Stage("enter", layer, level)], 0
+    for i, unit in enumerate(layer.units):
+      if i and layer.augment:
+        out.append(Stage("augment", layer, level, index=i, noise=noise))
+      modules = unit.flow_layers if isinstance(unit, SequentialFlow) else [unit]
+      for module in modules:
+        step += 1
+        out.append(Stage("map", module, level, step))
+      out.append(Stage("unit", layer, level))
+    return out
+  if isinstance(layer, StochasticFlowLayer):
+    raise TypeError(f"{type(layer).__name__} {layer.name!r} cannot be unrolled into stages "
+                    "for training in parts (gflow.flows.parts knows StochasticSequential, "
+                    "MultiScale and CrossUnitBlock).")
+  return [Stage("map", layer, level)]
+
+
+def _stage_layers(stage):
+  """The layers whose variables a stage computes with: a map's layer, a split's prior,
+  an augmentation's noise network g."""
   if stage.kind == "map":
-    return list(stage.layer.trainable_weights)
-  if stage.kind == "factor" and stage.layer.prior is not None:
-    return list(stage.layer.prior.trainable_weights)
+    return [stage.layer]
+  if stage.kind == "factor" and getattr(stage.layer, "prior", None) is not None:
+    return [stage.layer.prior]
+  if stage.kind == "augment" and stage.layer.noise_nets:
+    return [stage.layer.noise_nets[stage.index - 1]]
   return []
 
 
-def run_stages(stages, state, event_ndims, training=False, conditioning=None):
-  """Runs `stages` on state (x, factored: a tuple of (tensor, emitted-here flag)),
-  returning (x, factored, log|det| of these stages)."""
-  x, factored = state
-  factored = list(factored)
+def _noise_at(noise, path):
+  for i in path:
+    noise = noise.fold(i)
+  return noise
+
+
+def _factor(layer, x):
+  """(active half, factored half, log-det) of a split stage."""
+  if isinstance(layer, MultiScale):
+    x, x2 = layer.split(x)
+    return x, x2, 0.
+  c = x.shape[-1]
+  x, x2 = tf.split(x, [c - c // 2, c // 2], axis=-1)
+  z2, d = FactorOut(prior_network=layer.prior).normalize_factored(x, x2)
+  return x, z2, d
+
+
+def _merge(layer, x, z2):
+  if isinstance(layer, MultiScale):
+    return layer.merge(x, z2)
+  return tf.concat([x, z2], axis=-1)
+
+
+def run_stages(stages, state, event_ndims, training=False, conditioning=None, noise=None):
+  """Runs `stages` on state (x, factored[, reps]): factored is a tuple of (tensor,
+  emitted-here flag), reps the current DenseFlow block's representations. Returns
+  (x, factored, reps, log-weight of these stages: log|det| plus each augmentation's
+  Σ log σ − log N(e)). `noise` is the flow's noise (stochastic flows only)."""
+  x, factored, *rest = state
+  factored, reps = list(factored), tuple(rest[0]) if rest else ()
   ldj = 0.
   for stage in stages:
+    d = 0.
     if stage.kind == "map":
       x, d = forward_and_log_det_of(stage.layer, x, event_ndims, training, conditioning)
     elif stage.kind == "factor":
-      c = x.shape[-1]
-      x, x2 = tf.split(x, [c - c // 2, c // 2], axis=-1)
-      z2, d = FactorOut(prior_network=stage.layer.prior).normalize_factored(x, x2)
+      x, z2, d = _factor(stage.layer, x)
       factored.append((z2, True))
+    elif stage.kind == "merge":
+      x = _merge(stage.layer, x, factored.pop()[0])
+    elif stage.kind == "enter":
+      reps = (x,)
+    elif stage.kind == "unit":
+      reps += (x,)
+    elif stage.kind == "augment":
+      x, d = stage.layer.augmentation(stage.index, x, reps[:stage.index],
+                                 _noise_at(noise, stage.noise))
     else:
-      z2, _ = factored.pop()
-      x, d = tf.concat([x, z2], axis=-1), 0.
+      raise ValueError(f"Unknown stage kind {stage.kind!r}.")
     ldj += d
-  return x, tuple(factored), ldj
+  return x, tuple(factored), reps, ldj
 
 
 def parse_boundaries(text, split):
@@ -153,12 +248,14 @@ class FlowParts:
 
   `ranges[k]` is part k's slice of `stages`; `variables(k)` its trainable
   variables (a network shared across parts belongs to the first part that uses
-  it; `first_part_variables`, e.g. a conditioning network outside the flow,
-  belong to part 1, and later parts see the conditioning with its gradient
-  stopped). `losses(x, …)` gives each part's local objective in nats per example.
+  it; `first_part_layers`, e.g. a conditioning network or a dequantizer outside
+  the flow, belong to part 1, and later parts see the conditioning with its
+  gradient stopped); `owned_variables(k)` adds the part's non-trainable state
+  (BatchNorm statistics, ActNorm's initialisation flags), for placing a part on
+  its device. `losses(x, …)` gives each part's local objective in nats per example.
   """
 
-  def __init__(self, layer, split, boundaries, first_part_variables=()):
+  def __init__(self, layer, split, boundaries, first_part_layers=()):
     self.layer = layer
     self.devices = None  # one device per part: each part's computation runs there
     self.split = split
@@ -171,15 +268,18 @@ class FlowParts:
                        "once.")
     edges = [0] + cuts + [len(self.stages)]
     self.ranges = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
-    seen, self._variables = set(), []
+    seen, self._variables, self._owned = set(), [], []
     for k, r in enumerate(self.ranges):
-      candidates = list(first_part_variables if k == 0 else ())
-      candidates += [v for stage in self.stages[r] for v in _stage_variables(stage)]
-      own = [v for v in candidates if id(v) not in seen and not seen.add(id(v))]
+      layers = list(first_part_layers if k == 0 else ())
+      layers += [l for stage in self.stages[r] for l in _stage_layers(stage)]
+      owned = [v for l in layers for v in l.weights if id(v) not in seen and not seen.add(id(v))]
+      trainable = {id(v) for l in layers for v in l.trainable_weights}
+      own = [v for v in owned if id(v) in trainable]
       if not own:
         raise ValueError(f"part {k + 1} of boundaries {boundaries!r} has no trainable "
                          "variables; move the boundary.")
       self._variables.append(own)
+      self._owned.append(owned)
 
   def _cut(self, point):
     level, step = point
@@ -207,6 +307,9 @@ class FlowParts:
   def variables(self, k):
     return list(self._variables[k])
 
+  def owned_variables(self, k):
+    return list(self._owned[k])
+
   def describe(self):
     """One line per part: its stages' levels and steps."""
     lines = []
@@ -219,23 +322,25 @@ class FlowParts:
     return lines
 
   def losses(self, x, base_log_prob, event_ndims, training=False, conditioning=None,
-             upto=None, extra_ldj=0.):
+             upto=None, extra_ldj=0., noise=None):
     """[loss_k per example, nats] for parts 1..`upto` (default all): part k runs on its
     predecessor's output with the gradient stopped there. `base_log_prob(t)` scores a
     tensor per example under the model's base; `extra_ldj` (e.g. a dequantization's
-    constant) is counted in part 1."""
+    log-weight) is counted in part 1; `noise` is the flow's noise (stochastic flows)."""
     upto = self.num_parts if upto is None else upto
-    state, out = (x, ()), []
+    state, out = (x, (), ()), []
     for k in range(upto):
       if k:  # forward-only: part k sees its input as data
-        state = (tf.stop_gradient(state[0]),
-                 tuple((tf.stop_gradient(t), False) for t, _ in state[1]))
+        x, factored, reps = state
+        state = (tf.stop_gradient(x),
+                 tuple((tf.stop_gradient(t), False) for t, _ in factored),
+                 tuple(tf.stop_gradient(r) for r in reps))
       cond = conditioning if k == 0 or conditioning is None else tf.stop_gradient(
           conditioning)  # e.g. WaveFlow's upsampled mel: trained by part 1 only
       with on_device(self.devices[k] if self.devices else None):
-        x_k, factored, ldj = run_stages(self.stages[self.ranges[k]], state, event_ndims,
-                                        training, cond)
+        x_k, factored, reps, ldj = run_stages(self.stages[self.ranges[k]], state,
+                                              event_ndims, training, cond, noise)
         log_p = base_log_prob(x_k) + sum(base_log_prob(t) for t, here in factored if here)
         out.append(-(log_p + ldj + (extra_ldj if k == 0 else 0.)))
-      state = (x_k, factored)
+      state = (x_k, factored, reps)
     return out

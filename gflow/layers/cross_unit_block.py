@@ -82,8 +82,9 @@ class CrossUnitBlock(StochasticFlowLayer):
     return CrossUnitCoupling(self.growth, network=self.noise_nets[i - 1], context=context,
                              name=f"{self.name}_h{i}")
 
-  def _augment(self, i, x, reps, noise):
-    """([x, μ + σ e], Σ log σ − log N(e)) for the augmentation before unit i.
+  def augmentation(self, i, x, reps, noise):
+    """([x, μ + σ e], Σ log σ − log N(e)) for the augmentation before unit i ≥ 1, given
+    the representations z₀ … z_{i−1} (`reps`) and the block's noise.
 
     One evaluation of g: the coupling bijector's own `params` give μ and log σ.
     """
@@ -101,7 +102,7 @@ class CrossUnitBlock(StochasticFlowLayer):
     reps = [x]  # z₀, then each unit's output before augmentation
     for i, unit in enumerate(self.units):
       if i > 0 and self.augment:
-        x, log_w = self._augment(i, x, reps[:i], noise)
+        x, log_w = self.augmentation(i, x, reps[:i], noise)
         total += log_w
       x, log_det = step(unit, x)
       total += log_det

@@ -50,14 +50,19 @@ class MultiScale(StochasticFlowLayer):
     inner = self.inner.compute_output_shape(kept)
     return (input_shape[0], math.prod(inner[1:]) + dropped)
 
-  def _split(self, x):
+  def split(self, x):
+    """(z₁, z₂): x squeezed and cut in half along the channels (log-det 0)."""
     y = Squeeze(2).forward(x)
     return tf.split(y, 2, axis=-1)
 
+  def merge(self, z1, z2):
+    """The latent [flat(z₁), flat(z₂)] from the inner flow's output z₁ and the factored z₂."""
+    return tf.concat([_flatten(z1), _flatten(z2)], axis=-1)
+
   def forward_and_bound(self, x, noise, training=False):
-    z1, z2 = self._split(x)
+    z1, z2 = self.split(x)
     z1, log_w = forward_and_bound(self.inner, z1, noise, training)
-    return tf.concat([_flatten(z1), _flatten(z2)], axis=-1), log_w
+    return self.merge(z1, z2), log_w
 
   def generate(self, z, noise, temperature=1.0):
     n_inner = math.prod(self._inner_shape)
@@ -67,9 +72,8 @@ class MultiScale(StochasticFlowLayer):
     return Squeeze(2).inverse(tf.concat([z1, z2], axis=-1))
 
   def initialize(self, x, noise):
-    z1, z2 = self._split(x)
-    z1 = initialize_with_noise(self.inner, z1, noise)
-    return tf.concat([_flatten(z1), _flatten(z2)], axis=-1)
+    z1, z2 = self.split(x)
+    return self.merge(initialize_with_noise(self.inner, z1, noise), z2)
 
   def is_initialized(self):
     return is_initialized(self.inner)

@@ -213,7 +213,7 @@ class Trainer:
       raise ValueError(f"parts.devices names {len(self.devices)} devices for "
                        f"{parts.num_parts} parts.")
     part_of = {id(getattr(v, "_value", v)): k for k in range(parts.num_parts)
-               for v in parts.variables(k)}
+               for v in parts.owned_variables(k)}
     placement = iter([self.devices[part_of.get(id(v), 0)] for v in created])
 
     def place(next_creator, **kwargs):

@@ -128,7 +128,7 @@ class WaveFlow(LayerModel):
     """The K flows cut into gradient-isolated parts (`gflow.flows.parts`; WaveFlow has
     one level: boundaries are 1:k, after flow k). The mel upsampler belongs to part 1."""
     return FlowParts(self._owner.flow, split, boundaries,
-                     first_part_variables=self._owner.upsampler.trainable_weights)
+                     first_part_layers=[self._owner.upsampler])
 
   def part_losses(self, batch, seed, parts, training=False, upto=None):
     """Each part's local objective in nats per audio sample, its output scored by the
