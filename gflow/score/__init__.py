@@ -1,0 +1,1 @@
+"""Score-based generative models: noise levels, denoising score matching, Langevin sampling."""
