@@ -94,8 +94,8 @@ def test_langevin_with_the_exact_score_of_gaussian_data_follows_the_moment_recur
   """For data N(μ, s²I) the perturbed score is linear, so each step maps the mean and
   variance exactly: m ← (1 − a)m + aμ, c ← (1 − a)²c + 2α with a = α/(s² + σᵢ²), from
   U[0, 1] (m 1/2, c 1/12); the denoising step adds m ← (1 − b)m + bμ, c ← (1 − b)²c."""
-  mu, s, eps, steps = 0.8, 0.3, 4e-4, 3
-  sigmas = nl.geometric_sigmas(1.0, 0.05, 8)
+  mu, s, eps, steps = 0.8, 0.1, 4e-3, 3
+  sigmas = nl.geometric_sigmas(1.0, 0.1, 8)  # σ_L = s: the denoising step halves the spread
   score = lambda x, i: gaussian_score(x, mu, s ** 2 + tf.gather(tf.constant(
       sigmas, tf.float32), i)[:, None] ** 2)
   sampler = AnnealedLangevin(score, sigmas, eps, steps, denoise=denoise, levels_per_call=3)
