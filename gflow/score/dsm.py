@@ -25,8 +25,7 @@ def dsm_loss(score_fn, x, sigmas, noise, levels=None):
                         num_levels - 1)
   sigma = tf.reshape(tf.gather(tf.cast(sigmas, tf.float32), levels),
                      [-1] + [1] * (x.shape.rank - 1))
-  z = noise.normal(tf.shape(x), stream=1) if not x.shape.is_fully_defined() else \
-      noise.normal([n, *x.shape[1:]], stream=1)
+  z = noise.normal([n, *x.shape[1:]], stream=1)
   score = tf.cast(score_fn(x + sigma * z, levels), tf.float32)
   residual = sigma * score + z
   return 0.5 * tf.reduce_sum(tf.square(residual), axis=list(range(1, x.shape.rank))), levels

@@ -22,7 +22,9 @@ class AnnealedLangevin:
   """x ← x + αᵢ·s(x, i) + √(2αᵢ)·z, T steps at each level i = 1 … L, then (by default)
   the noise-free step x ← x + σ_L²·s(x, L), from x₀ ~ U[0, 1]^D.
 
-  `score_fn(x, levels)` is any score: a network's, `ExactScore`'s, a closed form.
+  `score_fn(x, levels)` is any score: a network's, `ExactScore`'s, a closed form;
+  `sigmas` an array or a (TF or Keras) variable (read at each run, e.g. a model's restored
+  schedule).
   The steps of `levels_per_call` levels run as one compiled `tf.function` (XLA with
   `jit_compile`), so Python sees only one call per chunk, which is when `progress`
   (a callable (levels done, levels in all)) is told. Noise is stateless: z of step
@@ -35,15 +37,22 @@ class AnnealedLangevin:
     self.score_fn = score_fn
     if steps_per_level < 1:
       raise ValueError(f"steps_per_level must be >= 1; got {steps_per_level}.")
-    self.eps = check_step_size(float(eps), float(np.asarray(sigmas, np.float64)[-1]))
-    self.sigmas = tf.cast(tf.convert_to_tensor(sigmas), tf.float32)
-    self.num_levels = int(self.sigmas.shape[0])
+    if hasattr(sigmas, "assign"):  # a variable: read at every run (a restore updates it)
+      self._sigmas, first = sigmas, np.asarray(sigmas.numpy(), np.float64)
+    else:
+      first = np.asarray(sigmas, np.float64)
+      self._sigmas = tf.constant(first, tf.float32)
+    self.eps = check_step_size(float(eps), float(first[-1]))
+    self.num_levels = int(first.shape[0])
     self.steps = int(steps_per_level)
     self.denoise = bool(denoise)
-    self.alphas = step_sizes(self.sigmas, self.eps)
     self.levels_per_call = levels_per_call or max(1, math.ceil(self.num_levels / 50))
     self._chunk = tf.function(self._levels, jit_compile=jit_compile, reduce_retracing=True)
     self._final = tf.function(self._denoise, jit_compile=jit_compile, reduce_retracing=True)
+
+  @property
+  def sigmas(self):
+    return tf.cast(tf.convert_to_tensor(self._sigmas), tf.float32)
 
   @property
   def network_evaluations(self):
@@ -51,11 +60,12 @@ class AnnealedLangevin:
 
   def _levels(self, x, seed, first, count):
     n = tf.shape(x)[0]
+    alphas = step_sizes(self.sigmas, self.eps)
 
     def body(k, x):
       i = first + k // self.steps
       t = k % self.steps
-      alpha = self.alphas[i]
+      alpha = alphas[i]
       z = tf.random.stateless_normal(tf.shape(x), tf.random.experimental.stateless_fold_in(
           seed, i * self.steps + t))
       score = tf.cast(self.score_fn(x, tf.fill([n], i)), tf.float32)
