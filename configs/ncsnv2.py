@@ -55,7 +55,7 @@ def get_config(arg="digits"):
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "ncsnv2"
-  c.model.ngf = 32
+  c.model.ngf = 16                   # 0.12 s per step of 128 digits on 2 CPU cores
   c.model.sigma_1 = DIGITS_SIGMA_1   # technique 1
   c.model.sigma_l = 0.01
   c.model.overlap = noise_levels.DEFAULT_OVERLAP  # technique 2's C
@@ -67,7 +67,9 @@ def get_config(arg="digits"):
   c.model.sampling = ml_collections.ConfigDict()
   c.model.sampling.steps = 5         # T per level (technique 4)
   c.model.sampling.denoise = True    # the final noise-free step x + σ_L² s(x, σ_L)
-  c.model.sampling.jit_compile = True
+  # XLA on 2 CPU cores: 60 s to compile the digits sampler, then 2.2 s per 64 samples
+  # against 2.8 s without it (and 0.17 against 0.12 s per training step).
+  c.model.sampling.jit_compile = False
   dim = 8 * 8 * 1
 
   c.train = ml_collections.ConfigDict()
@@ -81,7 +83,7 @@ def get_config(arg="digits"):
   c.train.grad_clip_norm = 0.0
   c.train.ema_decay = 0.999          # technique 5
   c.train.init_batch_size = 128
-  c.train.jit_compile = True
+  c.train.jit_compile = False
   c.train.log_every = 100
   c.train.checkpoint_every = 500
   c.train.eval_every = 1000
@@ -95,6 +97,8 @@ def get_config(arg="digits"):
 
   if arg in ("cifar10", "celeba"):
     c.model.ngf = 128
+    c.model.sampling.jit_compile = True  # for GPUs
+    c.train.jit_compile = True
     c.model.sampling.steps = 5
     c.train.learning_rate = 1e-4   # Adam, β₁ 0.9, ε 1e-8 (the official configs)
     c.train.log_every, c.train.checkpoint_every = 100, 5000

@@ -59,6 +59,8 @@ SLOW_CASES = {
     # DenseFlow under MultiWorkerMirroredStrategy (its 2 logical replicas run by default,
     # and Glow runs under both strategies)
     "test_distributed.py::test_two_worker_processes_equal_one[denseflow]",
+    # NCSNv2 under MultiWorkerMirroredStrategy (its 2 logical replicas run by default)
+    "test_distributed.py::test_two_worker_processes_equal_one[ncsnv2]",
     # a SIGKILLed MWMS worker (the single-process kill test and Glow's MWMS run by default)
     "test_distributed.py::test_a_killed_worker_ends_the_run_and_both_resume_to_the_"
     "uninterrupted_weights",

@@ -9,6 +9,12 @@ test items, then the data's baselines (audio: a Gaussian fitted to the training
 audio, scored on the same clips). `--num_importance_samples=K` asks for a
 Monte Carlo estimate over K samples per item (for models whose likelihood is a
 bound: the importance-weighted estimate over K joint draws of all noise).
+
+    gflow-eval --workdir=runs/ncsnv2 --nearest_neighbours --num_samples=16 --neighbours=3
+
+`--nearest_neighbours` is the memorisation check, for any image model: a grid of
+samples, each beside its nearest training images, and the mean distance from the
+training set of the samples against that of held-out test images.
 """
 
 from absl import flags
@@ -30,6 +36,18 @@ _BASELINES = flags.DEFINE_bool(
     "fitted to the training audio), for comparison.")
 _LIMIT = flags.DEFINE_integer("num_images", 0, "Evaluate the first N test items only (0: all).",
                               lower_bound=0)
+_NEAREST = flags.DEFINE_bool(
+    "nearest_neighbours", False, "Instead of the test figures: draw --num_samples samples, "
+    "write a PNG grid of each beside its --neighbours nearest training images (L2 on pixels "
+    "in [0, 1]) and print how far samples and test images lie from the training set.")
+_NUM = flags.DEFINE_integer("num_samples", 16, "--nearest_neighbours: samples to draw.",
+                            lower_bound=1)
+_NEIGHBOURS = flags.DEFINE_integer("neighbours", 3, "--nearest_neighbours: neighbours per "
+                                   "sample in the grid.", lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", 0, "--nearest_neighbours: the sampling seed.",
+                             lower_bound=0)
+_OUT = flags.DEFINE_string("out", "", "--nearest_neighbours: the grid's path (default "
+                           "<workdir>/samples/neighbours.png).")
 flags.mark_flag_as_required("workdir")
 
 
@@ -44,6 +62,8 @@ def main(argv):
     raise ValueError(f"--num_importance_samples must be >= 1; got {k}.")
   config, _ = load_run(_WORKDIR.value)
   model = gflow.load(_WORKDIR.value, use_ema=_EMA.value)
+  if _NEAREST.value:
+    return _nearest_neighbours(config, model)
   chunk = _CHUNK.value or config.eval.get("importance_chunk") or k
   batch = _BATCH.value or max(1, config.eval.batch_size // min(chunk, k))
   source = gdata.load(config.data)
@@ -59,6 +79,48 @@ def main(argv):
     for line in evaluation.format_baselines(source, model.figure_units, config.seed + 2,
                                             _LIMIT.value):
       print(line)
+  return 0
+
+
+def _nearest_neighbours(config, model):
+  """The memorisation check: samples beside their nearest training images."""
+  import os
+
+  import numpy as np
+
+  from gflow import data as gdata
+  from gflow.io.images import save_png
+  from gflow.metrics.nearest_neighbours import nearest_neighbours, neighbour_grid, pixels
+  source = gdata.load(config.data)
+  if len(source.event_shape) != 3:
+    raise ValueError(f"--nearest_neighbours compares images; {source.name} holds examples "
+                     f"of shape {source.event_shape}.")
+  levels = config.data.get("num_levels", 256)
+  train = gdata.all_images(source, "train")
+  test = gdata.all_images(source, "test", limit=max(_NUM.value, 256))
+  if hasattr(model, "progress"):
+    from gflow.score.langevin import TextProgress
+    model.progress = TextProgress()
+  samples = np.asarray(model.generate(_NUM.value, seed=[_SEED.value, 0],
+                                      temperature=config.eval.get("temperature", 1.0)))
+  features = lambda x: pixels(x, levels)
+  idx, dist = nearest_neighbours(samples, train, _NEIGHBOURS.value, features)
+  _, test_dist = nearest_neighbours(test, train, 1, features)
+  out = _OUT.value or os.path.join(_WORKDIR.value, "samples", "neighbours.png")
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  save_png(out, neighbour_grid(samples, train, idx), ncols=_NEIGHBOURS.value + 1,
+           upscale=max(1, 64 // samples.shape[1]))
+  def stat(d):
+    return f"{d.mean():.4f} ± {d.std(ddof=1) / np.sqrt(len(d)):.4f}"
+  print(f"wrote {out}: {len(samples)} samples, each beside its {_NEIGHBOURS.value} nearest "
+        f"of {len(train):,} training images (L2, pixels in [0, 1])")
+  print(f"nearest training image, samples: {stat(dist[:, 0])}")
+  print(f"nearest training image, test images: {stat(test_dist[:, 0])} "
+        f"({len(test)} held-out images)")
+  ratio = dist[:, 0].mean() / test_dist[:, 0].mean()
+  verdict = ("well below 1: the samples copy training images" if ratio < 0.5 else
+             "not far below 1: no sign of copying at this distance")
+  print(f"samples / test: {ratio:.3f} ({verdict})")
   return 0
 
 

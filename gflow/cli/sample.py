@@ -55,6 +55,9 @@ def main(argv):
   elif run.get("conditional"):  # the conditioning of the first test examples
     conditioning = sample_conditioning(gdata.load(config.data), n)
     n = len(conditioning)
+  if hasattr(model, "progress"):  # e.g. a score model's Langevin chain: a progress bar
+    from gflow.score.langevin import TextProgress
+    model.progress = TextProgress()
   start = time.perf_counter()
   samples = model.generate(n, seed=[_SEED.value, 0], temperature=_TEMP.value,
                            conditioning=conditioning)
@@ -71,6 +74,9 @@ def main(argv):
   if rate:
     audio_seconds = samples.size / rate
     speed = f", {audio_seconds / seconds:.2f} × real time ({audio_seconds:.2f} s of audio)"
+  evaluations = getattr(model, "network_evaluations", None)
+  if evaluations:
+    speed += f", {evaluations} network evaluations"
   print(f"wrote {where} ({len(samples)} samples at temperature {_TEMP.value:g}, "
         f"{seconds:.2f} s{speed})")
   return 0

@@ -11,7 +11,7 @@ from gflow.data.arrays import ArraySource
 from gflow.data.audio import WavFolder, load_wav_folder
 from gflow.data.digits import load_digits
 from gflow.data.folder import load_folder
-from gflow.data.images import ImageData, check_images
+from gflow.data.images import ImageData, all_images, check_images
 from gflow.data.mel import MelConfig
 from gflow.data.pipeline import dequantize, distribute, eval_dataset, train_dataset
 from gflow.data.shapes import event_shape, unknown_dataset
@@ -20,7 +20,7 @@ from gflow.data.tfds_source import (DatasetUnavailableError, TfdsAudio, TfdsImag
                                     UnknownTfdsDataset, load_tfds)
 
 __all__ = [
-    "ArraySource", "DataSource", "WavFolder", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
+    "ArraySource", "DataSource", "all_images", "WavFolder", "DatasetUnavailableError", "ImageData", "check_images", "dequantize", "distribute",
     "eval_dataset", "event_shape", "load", "load_arrays", "load_digits", "load_folder",
     "TfdsAudio", "TfdsImages", "MelConfig", "load_tfds", "load_wav_folder", "mel_config", "plugin_sources", "train_dataset", "unknown_dataset",
 ]

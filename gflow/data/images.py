@@ -8,7 +8,7 @@ import tensorflow as tf
 from gflow.data.pipeline import eval_dataset, train_dataset
 from gflow.data.source import DataSource
 
-__all__ = ["ImageData", "check_images", "split_fixed"]
+__all__ = ["ImageData", "check_images", "split_fixed", "all_images"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,3 +71,24 @@ def split_fixed(images, test_fraction, seed=0):
   order = np.random.RandomState(seed).permutation(len(images))
   n_test = max(1, int(round(test_fraction * len(images))))
   return images[order[n_test:]], images[order[:n_test]]
+
+
+def all_images(source, split="train", limit=0):
+  """Every image of a source's split as uint8 levels [N, H, W, C]: an in-memory source's
+  array, or (streams) the first epoch of its training stream / its test set in order,
+  with the dequantization noise floored away. `limit` > 0 keeps the first `limit`."""
+  array = getattr(source, split, None)
+  if isinstance(array, np.ndarray):
+    return array[:limit] if limit else array
+  total = source.num_train if split == "train" else source.num_test
+  total = min(total, limit) if limit else total
+  stream = (source.train_dataset(1000, seed=0) if split == "train"
+            else source.eval_dataset(1000, seed=0))
+  out, left = [], total
+  for batch in stream:
+    x = np.floor(np.asarray(batch["x"]))[:left]
+    out.append(x.astype(np.uint8))
+    left -= len(x)
+    if left <= 0:
+      break
+  return np.concatenate(out)[:total]

@@ -1,0 +1,1 @@
+"""Sample-quality and memorisation checks for any image model's samples."""
