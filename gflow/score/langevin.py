@@ -25,8 +25,9 @@ class AnnealedLangevin:
   `score_fn(x, levels)` is any score: a network's, `ExactScore`'s, a closed form;
   `sigmas` an array or a (TF or Keras) variable (read at each run, e.g. a model's restored
   schedule).
-  The steps of `levels_per_call` levels run as one compiled `tf.function` (XLA with
-  `jit_compile`), so Python sees only one call per chunk, which is when `progress`
+  The steps of `levels_per_call` levels (and the denoising step, in the last chunk)
+  run as one compiled `tf.function` whose loop body holds the only copy of the score
+  network (XLA with `jit_compile`), so Python sees one call per chunk, when `progress`
   (a callable (levels done, levels in all)) is told. Noise is stateless: z of step
   t at level i is drawn from fold_in(seed, i·T + t), so equal seeds give equal samples
   in any chunking. `network_evaluations` counts the score calls of a run.
@@ -48,7 +49,6 @@ class AnnealedLangevin:
     self.denoise = bool(denoise)
     self.levels_per_call = levels_per_call or max(1, math.ceil(self.num_levels / 50))
     self._chunk = tf.function(self._levels, jit_compile=jit_compile, reduce_retracing=True)
-    self._final = tf.function(self._denoise, jit_compile=jit_compile, reduce_retracing=True)
 
   @property
   def sigmas(self):
@@ -58,25 +58,28 @@ class AnnealedLangevin:
   def network_evaluations(self):
     return self.num_levels * self.steps + int(self.denoise)
 
-  def _levels(self, x, seed, first, count):
+  def _levels(self, x, seed, first, count, final):
+    """`count` levels from level `first`, then, if `final`, the denoising step: one loop
+    whose body evaluates the score once (one copy of the network in the graph)."""
     n = tf.shape(x)[0]
-    alphas = step_sizes(self.sigmas, self.eps)
+    sigmas = self.sigmas
+    alphas = step_sizes(sigmas, self.eps)
+    steps = count * self.steps
 
     def body(k, x):
-      i = first + k // self.steps
+      last = k >= steps  # the denoising step: x + σ_L² s(x, σ_L), no noise
+      i = tf.where(last, self.num_levels - 1, first + k // self.steps)
       t = k % self.steps
-      alpha = alphas[i]
       z = tf.random.stateless_normal(tf.shape(x), tf.random.experimental.stateless_fold_in(
           seed, i * self.steps + t))
       score = tf.cast(self.score_fn(x, tf.fill([n], i)), tf.float32)
-      return k + 1, x + alpha * score + tf.sqrt(2 * alpha) * z
-    _, x = tf.while_loop(lambda k, x: k < count * self.steps, body, [tf.constant(0), x])
+      alpha = alphas[i]
+      move = tf.where(last, tf.square(sigmas[-1]), alpha)
+      noise = tf.where(last, 0., tf.sqrt(2 * alpha))
+      return k + 1, x + move * score + noise * z
+    _, x = tf.while_loop(lambda k, x: k < steps + tf.cast(final, tf.int32), body,
+                         [tf.constant(0), x])
     return x
-
-  def _denoise(self, x):
-    last = self.num_levels - 1
-    score = tf.cast(self.score_fn(x, tf.fill([tf.shape(x)[0]], last)), tf.float32)
-    return x + tf.square(self.sigmas[last]) * score
 
   def initial(self, shape, seed):
     """x₀ ~ U[0, 1] of `shape`, from the stateless `seed`."""
@@ -88,14 +91,16 @@ class AnnealedLangevin:
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
     x = tf.convert_to_tensor(x, tf.float32)
     done = 0
+    # Inside a tf.function (no progress to show) the whole chain is one call: a call
+    # per chunk would put a copy of the network per chunk into the caller's graph.
+    per_call = self.levels_per_call if tf.executing_eagerly() else self.num_levels
     while done < self.num_levels:
-      count = min(self.levels_per_call, self.num_levels - done)
-      x = self._chunk(x, seed, tf.constant(done), tf.constant(count))
+      count = min(per_call, self.num_levels - done)
+      final = self.denoise and done + count == self.num_levels
+      x = self._chunk(x, seed, tf.constant(done), tf.constant(count), tf.constant(final))
       done += count
       if progress is not None:
         progress(done, self.num_levels)
-    if self.denoise:
-      x = self._final(x)
     return x
 
   def sample(self, shape, seed, progress=None):

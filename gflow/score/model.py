@@ -127,17 +127,27 @@ class ScoreModel(LayerModel):
     return self._figure_names[level]
 
   def evaluate(self, batch, seed, num_samples=1, chunk_size=None):
+    """"dsm" (uniform levels, the mean of `num_samples` draws of levels and noise) and the
+    loss at each of `evaluation_levels`. One loop over these groups evaluates the
+    network on the batch once per group (one copy of the network in the graph)."""
     if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
       raise ValueError(f"num_samples must be a positive int; got {num_samples!r}.")
     x, noise = self.to_unit(batch), Noise.coerce(seed)
     n = tf.shape(x)[0]
-    total = 0.
-    for k in range(num_samples):  # noise draws of the loss (levels and z)
-      total += dsm_loss(self.score, x, self.sigmas, noise.fold(k))[0]
-    figures = {"dsm": total / num_samples}
-    for level in self.evaluation_levels():
-      figures[self.figure_name(level)] = dsm_loss(
-          self.score, x, self.sigmas, noise.fold(1000 + level), tf.fill([n], level))[0]
+    fixed = self.evaluation_levels()
+    count = int(self.sigmas.shape[0])
+    fixed_levels = tf.constant([-1] * num_samples + fixed, tf.int32)
+
+    def group(g):
+      draw = noise.fold(g)
+      uniform = tf.minimum(tf.cast(draw.uniform([n], stream=0) * count, tf.int32), count - 1)
+      levels = tf.where(fixed_levels[g] < 0, uniform, tf.fill([n], fixed_levels[g]))
+      return dsm_loss(self.score, x, self.sigmas, draw, levels)[0]
+    losses = tf.map_fn(group, tf.range(num_samples + len(fixed)),
+                       fn_output_signature=tf.TensorSpec([None], tf.float32))
+    figures = {"dsm": tf.reduce_mean(losses[:num_samples], axis=0)}
+    for j, level in enumerate(fixed):
+      figures[self.figure_name(level)] = losses[num_samples + j]
     return figures
 
   def sampler(self):
