@@ -56,6 +56,12 @@ def tiny_config():
 # Tests and cases that run only with `-m slow`, for the default suite's time budget; what
 # each covers is also covered by a cheaper default test named here:
 SLOW_CASES = {
+    # DenseFlow's 2 logical replicas (Glow's and NCSNv2's run by default; NCSNv2's
+    # denoising noise is sliced from the global batch as DenseFlow's augmentation is)
+    "test_distributed.py::test_two_logical_cpu_replicas_equal_one[denseflow]",
+    # the XLA step against the graph step (an XLA step with bfloat16 networks runs by
+    # default in test_waveflow.py)
+    "test_train.py::test_xla_step_on_cpu_matches_the_graph_step",
     # DenseFlow under MultiWorkerMirroredStrategy (its 2 logical replicas run by default,
     # and Glow runs under both strategies)
     "test_distributed.py::test_two_worker_processes_equal_one[denseflow]",

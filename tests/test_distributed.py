@@ -45,7 +45,8 @@ ARGS = [
 
 
 NCSNV2_ARGS = [f"--config={os.path.join(REPO, 'configs', 'ncsnv2.py')}:digits",
-               "--config.model.ngf=8", "--config.train.batch_size=16", *COMMON]
+               "--config.model.ngf=8", "--config.train.batch_size=16",
+               "--config.model.eval_levels=1", "--config.model.sampling.steps=1", *COMMON]
 MODELS = {"glow": ARGS, "denseflow": DENSEFLOW_ARGS, "ncsnv2": NCSNV2_ARGS}
 
 

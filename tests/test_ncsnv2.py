@@ -176,22 +176,29 @@ def test_gflow_noise_schedule_prints_each_value_with_its_rule():
   out = run_cli("noise_schedule", f"--config={NCSN_CONFIG}:digits").stdout
   assert "sigma_1 = 4.81372  (technique 1: the largest pairwise" in out, out
   assert "L = 22  (technique 2:" in out and "eps = 2.4e-05  (technique 4:" in out, out
-  out = run_cli("noise_schedule", f"--config={NCSN_CONFIG}:celeba", "--sigma_1=90",
-                "--dim=12288").stdout
-  assert "L = 500  (" in out and "eps = 3.3e-06  (" in out, out
-  assert "--config.model.num_scales=500 --config.model.sampling.eps=3.3e-06" in out
+  assert "--config.model.num_scales=22 --config.model.sampling.eps=2.4e-05" in out, out
 
 
-def test_the_nearest_neighbour_grid_sets_samples_beside_training_images(trained, tmp_path):
+def test_gflow_eval_nearest_neighbours_and_fid(trained, tmp_path):
+  """The memorisation grid with its distances, then FID and KID with their protocol, in
+  one call (both modes share the loaded model)."""
   workdir, _ = trained
   out = run_cli("evaluate", f"--workdir={workdir}", "--nearest_neighbours", "--num_samples=4",
-                "--neighbours=2", f"--out={tmp_path / 'nn.png'}").stdout
+                "--neighbours=2", f"--out={tmp_path / 'nn.png'}", "--fid",
+                "--fid_samples=64").stdout
   assert re.search(r"^nearest training image, samples: [\d.]+ ± [\d.]+$", out, re.M), out
   assert re.search(r"^nearest training image, test images: [\d.]+ ± [\d.]+ \(256 held-out",
                    out, re.M), out
   from PIL import Image
   # 4 rows of a sample and 2 neighbours: 8x8 cells with 1-pixel borders, upscaled 8x
   assert Image.open(tmp_path / "nn.png").size == ((3 * 8 + 4) * 8, (4 * 8 + 5) * 8)
+  assert re.search(r"^protocol: 64 samples \(seed 0, final denoising step on, [\d.]+ s\) "
+                   r"against the 359 test images of digits; features: a CNN classifier", out,
+                   re.M), out
+  fid_value = float(re.search(r"^FID: ([\d.]+)$", out, re.M).group(1))
+  assert re.search(r"^KID: -?[\d.]+ ± [\d.]+$", out, re.M), out
+  floor = float(re.search(r"^real train images .* FID ([\d.]+),", out, re.M).group(1))
+  assert fid_value > floor  # 60 steps of a tiny network are far from the data
 
 
 def test_nearest_neighbours_are_exact():

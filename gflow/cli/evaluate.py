@@ -14,7 +14,10 @@ bound: the importance-weighted estimate over K joint draws of all noise).
 
 `--nearest_neighbours` is the memorisation check, for any image model: a grid of
 samples, each beside its nearest training images, and the mean distance from the
-training set of the samples against that of held-out test images.
+training set of the samples against that of held-out test images. `--fid` prints
+FID and KID of samples against real images with their protocol (number of samples,
+seed, denoising, reference split, feature network), and the same figures for real
+images of the other split (the floor).
 """
 
 from absl import flags
@@ -48,6 +51,16 @@ _SEED = flags.DEFINE_integer("seed", 0, "--nearest_neighbours: the sampling seed
                              lower_bound=0)
 _OUT = flags.DEFINE_string("out", "", "--nearest_neighbours: the grid's path (default "
                            "<workdir>/samples/neighbours.png).")
+_FID = flags.DEFINE_bool(
+    "fid", False, "Instead of the test figures: FID and KID of --fid_samples samples against "
+    "the --reference split, in the feature space of --features, with their protocol.")
+_FID_SAMPLES = flags.DEFINE_integer("fid_samples", 1000, "--fid: samples to draw.",
+                                    lower_bound=2)
+_FEATURES = flags.DEFINE_string("features", "", "--fid: 'inception' (InceptionV3, its weights "
+                                "need a download) or 'classifier' (trained on the digits); "
+                                "default: classifier for the digits, else inception.")
+_REFERENCE = flags.DEFINE_enum("reference", "test", ["test", "train"], "--fid: the real "
+                               "images samples are compared with.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -62,8 +75,12 @@ def main(argv):
     raise ValueError(f"--num_importance_samples must be >= 1; got {k}.")
   config, _ = load_run(_WORKDIR.value)
   model = gflow.load(_WORKDIR.value, use_ema=_EMA.value)
-  if _NEAREST.value:
-    return _nearest_neighbours(config, model)
+  if _NEAREST.value or _FID.value:  # either or both, on the model loaded once
+    if _NEAREST.value:
+      _nearest_neighbours(config, model)
+    if _FID.value:
+      _fid(config, model)
+    return 0
   chunk = _CHUNK.value or config.eval.get("importance_chunk") or k
   batch = _BATCH.value or max(1, config.eval.batch_size // min(chunk, k))
   source = gdata.load(config.data)
@@ -121,6 +138,51 @@ def _nearest_neighbours(config, model):
   verdict = ("well below 1: the samples copy training images" if ratio < 0.5 else
              "not far below 1: no sign of copying at this distance")
   print(f"samples / test: {ratio:.3f} ({verdict})")
+  return 0
+
+
+def _samples(config, model, n, seed, batch=500):
+  """n generated uint8 images, `batch` at a time."""
+  import numpy as np
+  out = []
+  for j, start in enumerate(range(0, n, batch)):
+    out.append(np.asarray(model.generate(min(batch, n - start), seed=[seed, j],
+                                         temperature=config.eval.get("temperature", 1.0))))
+  return np.concatenate(out)
+
+
+def _fid(config, model):
+  """FID and KID of samples against real images, printed with their protocol."""
+  import time
+
+  from gflow import data as gdata
+  from gflow.metrics.features import feature_network
+  from gflow.metrics.fid import fid, kid
+  source = gdata.load(config.data)
+  if len(source.event_shape) != 3:
+    raise ValueError(f"--fid compares images; {source.name} holds examples of shape "
+                     f"{source.event_shape}.")
+  name = _FEATURES.value or ("classifier" if config.data.name == "digits" else "inception")
+  features, described = feature_network(name, config.data.name, seed=_SEED.value)
+  real = gdata.all_images(source, _REFERENCE.value)
+  start = time.perf_counter()
+  samples = _samples(config, model, _FID_SAMPLES.value, _SEED.value)
+  seconds = time.perf_counter() - start
+  f_samples, f_real = features(samples), features(real)
+  k, k_se = kid(f_samples, f_real, seed=_SEED.value)
+  sampling = getattr(model, "sampling", None)
+  extra = f", final denoising step {'on' if sampling.get('denoise', True) else 'off'}" if (
+      sampling) else ""
+  print(f"protocol: {len(samples)} samples (seed {_SEED.value}{extra}, {seconds:.1f} s) "
+        f"against the {len(real):,} {_REFERENCE.value} images of {source.name}; "
+        f"features: {described}")
+  print(f"FID: {fid(f_samples, f_real):.4f}")
+  print(f"KID: {k:.5f} ± {k_se:.5f}")
+  other = "train" if _REFERENCE.value == "test" else "test"
+  real_other = gdata.all_images(source, other, limit=len(samples))
+  f_other = features(real_other)
+  print(f"real {other} images against the same reference ({len(real_other)} images, the "
+        f"floor): FID {fid(f_other, f_real):.4f}, KID {kid(f_other, f_real)[0]:.5f}")
   return 0
 
 
