@@ -72,6 +72,7 @@ THIRD_PARTY = {
     "ml_collections": "ml-collections",
     "numpy": "numpy",
     "pytest": "pytest",
+    "scipy": "scipy",
     "sklearn": "scikit-learn",
     "tensorflow": "tensorflow",
     "tensorflow_datasets": "tensorflow-datasets",
