@@ -33,14 +33,20 @@ def run_cli(module, *args, env=None, timeout=600, check=True):
   return proc
 
 
-def glow_config(arg="digits"):
-  """configs/glow.py:<arg>, a fresh ConfigDict."""
+def model_config(model, arg="digits"):
+  """configs/<model>.py:<arg>, a fresh ConfigDict."""
+  import importlib
   sys.path.insert(0, os.path.join(REPO, "configs"))
   try:
-    import glow as glow_configs
+    module = importlib.import_module(model)
   finally:
     sys.path.pop(0)
-  return glow_configs.get_config(arg)
+  return module.get_config(arg)
+
+
+def glow_config(arg="digits"):
+  """configs/glow.py:<arg>, a fresh ConfigDict."""
+  return model_config("glow", arg)
 
 
 @pytest.fixture
@@ -59,6 +65,9 @@ SLOW_CASES = {
     # DenseFlow's 2 logical replicas (Glow's and NCSNv2's run by default; NCSNv2's
     # denoising noise is sliced from the global batch as DenseFlow's augmentation is)
     "test_distributed.py::test_two_logical_cpu_replicas_equal_one[denseflow]",
+    # NCSNv2's 2 logical replicas (66 s: Glow's run by default through the same trainer
+    # step; the score model's noise comes from the same gflow.Noise slicing)
+    "test_distributed.py::test_two_logical_cpu_replicas_equal_one[ncsnv2]",
     # the XLA step against the graph step (an XLA step with bfloat16 networks runs by
     # default in test_waveflow.py)
     "test_train.py::test_xla_step_on_cpu_matches_the_graph_step",

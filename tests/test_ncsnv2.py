@@ -5,7 +5,6 @@ sampled by the same binaries as the flows."""
 import math
 import os
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from gflow.score import noise_levels as nl
 from gflow.score.exact_score import ExactScore
 from gflow.score.langevin import AnnealedLangevin
 from gflow.train.trainer import build_model
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, model_config, run_cli
 
 NCSN_CONFIG = os.path.join(REPO, "configs", "ncsnv2.py")
 TINY_NCSN = ["--config.model.ngf=8", "--config.train.batch_size=32",
@@ -28,12 +27,7 @@ TINY_NCSN = ["--config.model.ngf=8", "--config.train.batch_size=32",
 
 
 def ncsnv2_config(arg="digits"):
-  sys.path.insert(0, os.path.join(REPO, "configs"))
-  try:
-    import ncsnv2
-  finally:
-    sys.path.pop(0)
-  return ncsnv2.get_config(arg)
+  return model_config("ncsnv2", arg)
 
 
 def _count(layer):
@@ -212,3 +206,30 @@ def test_nearest_neighbours_are_exact():
   np.testing.assert_array_equal(idx, np.argsort(brute, axis=1)[:, :3])
   np.testing.assert_allclose(dist, np.sort(brute, axis=1)[:, :3], rtol=1e-6, atol=1e-9)
   assert list(idx[:2, 0]) == [7, 150] and dist[0, 0] == 0
+
+
+@pytest.mark.slow  # suite time: Glow's kill test runs by default through the same trainer
+def test_a_killed_ncsnv2_run_resumes_to_the_uninterrupted_weights(tmp_path):
+  import subprocess
+  import sys
+
+  from tests.helpers.kill import checkpoint_values, kill_then_resume
+  steps = 80
+
+  def cmd(workdir):
+    return [sys.executable, "-m", "gflow.cli.train", f"--config={NCSN_CONFIG}:digits",
+            f"--workdir={workdir}", *TINY_NCSN, f"--config.train.num_steps={steps}",
+            "--config.train.checkpoint_every=10", "--config.train.eval_every=1000",
+            "--config.train.sample_every=1000"]
+  subprocess.run(cmd(tmp_path / "full"), cwd=REPO, check=True, capture_output=True)
+  killed_at, at_kill, _ = kill_then_resume(cmd(tmp_path / "killed"), tmp_path / "killed",
+                                           kill_after=30)
+  assert killed_at < steps
+  _, a = checkpoint_values(str(tmp_path / "full" / "checkpoints"))
+  _, b = checkpoint_values(str(tmp_path / "killed" / "checkpoints"))
+  assert a.keys() == b.keys() and any("ema/" in k for k in a)
+  moved = [np.abs(b[k] - at_kill[k]).max() > 1e-4 for k in a if k.startswith("model/")
+           and "sigmas" not in k]
+  assert np.mean(moved) > 0.5  # the resumed steps moved the weights
+  for k in a:  # weights, the σ schedule, optimizer slots, EMA and step
+    np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
