@@ -120,6 +120,48 @@ def test_the_score_divides_the_network_by_sigma_and_the_schedule_is_checkpointed
     m.generate(2, [0, 0], temperature=0.8)
 
 
+def test_mixed_bfloat16_refinenet_scores_in_float32_close_to_float32(tiny_model):
+  """network_dtype=mixed_bfloat16: float32 variables, bfloat16 convolutions, InstanceNorm++
+  statistics and the score in float32; with the same weights the score stays within a few
+  bfloat16 roundings of the float32 network's, and the loss has float32 gradients."""
+  c = ncsnv2_config()
+  c.model.update(ngf=8, eval_levels=3, network_dtype="mixed_bfloat16")
+  half = build_model(c, (8, 8, 1))
+  assert {v.dtype for v in half.layer.variables} == {"float32"}
+  assert half.network.compute_dtype == "bfloat16"
+  pairs = list(zip(half.layer.variables, tiny_model.layer.variables, strict=True))
+  for a, b in pairs:  # the same build order; names differ by Keras' unique suffixes
+    assert a.path.split("/")[-1] == b.path.split("/")[-1] and a.shape == b.shape
+    a.assign(b)
+  x = tf.random.stateless_uniform([4, 8, 8, 1], [3, 4])
+  levels = tf.constant([0, 7, 14, 21])
+  full, low = tiny_model.score(x, levels), half.score(x, levels)
+  assert low.dtype == tf.float32
+  err = np.abs(low.numpy() - full.numpy()).max(axis=(1, 2, 3))
+  scale = np.abs(full.numpy()).max(axis=(1, 2, 3))
+  assert np.all(err < 0.05 * scale) and np.all(err > 0), (err, scale)  # bf16, not float32
+  # InstanceNorm++'s statistics in float32: on bfloat16-exact inputs its output differs
+  # from float32's by the final rounding only (bfloat16's unit roundoff, 2⁻⁸ relative)
+  norm32, norm16 = InstanceNormPlus(), InstanceNormPlus(dtype="mixed_bfloat16")
+  h = tf.cast(tf.cast(tf.random.stateless_normal([2, 8, 8, 16], [7, 8]) * 3 + 40,
+                      tf.bfloat16), tf.float32)
+  norm32.build(h.shape)
+  norm16.build(h.shape)
+  for a, b in zip(norm16.weights, norm32.weights, strict=True):
+    b.assign(tf.cast(tf.cast(b + 0.3, tf.bfloat16), tf.float32))  # bf16-exact weights
+    a.assign(b)
+  out32 = norm32(h).numpy()
+  out16 = tf.cast(norm16(tf.cast(h, tf.bfloat16)), tf.float32).numpy()
+  assert np.all(np.abs(out16 - out32) <= 2.0 ** -8 * np.abs(out32) + 1e-7)
+  batch = {"x": tf.random.stateless_uniform([8, 8, 8, 1], [5, 6], 0, 256)}
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(half.loss(batch, Noise([1, 2])))
+  grads = tape.gradient(loss, half.trainable_variables)
+  assert loss.dtype == tf.float32 and np.isfinite(loss.numpy())
+  assert all(g is not None and g.dtype == tf.float32 and np.all(np.isfinite(g.numpy()))
+             for g in grads)
+
+
 def test_the_exact_score_baseline_samples_copies_of_training_digits():
   """The optimal DSM solution for the empirical distribution, sampled with the same
   annealed Langevin dynamics: every sample lands on a training digit (memorisation)."""
