@@ -225,9 +225,14 @@ def test_gflow_eval_nearest_neighbours_and_fid(trained, tmp_path):
   assert re.search(r"^nearest training image, samples: [\d.]+ ± [\d.]+$", out, re.M), out
   assert re.search(r"^nearest training image, test images: [\d.]+ ± [\d.]+ \(256 held-out",
                    out, re.M), out
+  assert re.search(r"^nearest training image \(features\), samples: [\d.]+ ± [\d.]+$", out,
+                   re.M), out
+  assert re.search(r"^samples / test \(features\): [\d.]+ \(", out, re.M), out
+  assert "(L2 in the features of a CNN classifier trained on the digits" in out, out
   from PIL import Image
   # 4 rows of a sample and 2 neighbours: 8x8 cells with 1-pixel borders, upscaled 8x
-  assert Image.open(tmp_path / "nn.png").size == ((3 * 8 + 4) * 8, (4 * 8 + 5) * 8)
+  for name in ("nn.png", "nn_features.png"):
+    assert Image.open(tmp_path / name).size == ((3 * 8 + 4) * 8, (4 * 8 + 5) * 8)
   assert re.search(r"^protocol: 64 samples \(seed 0, final denoising step on, [\d.]+ s\) "
                    r"against the 359 test images of digits; features: a CNN classifier", out,
                    re.M), out
