@@ -102,6 +102,9 @@ def get_config(arg="digits"):
   c.train.ema_decay = 0.999
   c.train.init_batch_size = 256
   c.train.jit_compile = True
+  # Gradient checkpointing: each glow-like module keeps its input only and is recomputed
+  # in the backward pass (less memory, one more forward pass; the same loss and gradients).
+  c.train.remat = False
   c.train.log_every = 100
   c.train.checkpoint_every = 500
   c.train.eval_every = 1000

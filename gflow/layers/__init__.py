@@ -10,6 +10,7 @@ from gflow.layers.factor_out import FactorOutLayer
 from gflow.layers.learned_prior import LearnedPriorLayer
 from gflow.layers.multiscale import MultiScale
 from gflow.layers.permute_rows import PermuteRowsLayer
+from gflow.layers.remat import checkpoint, recompute_scope
 from gflow.layers.row_autoregressive import RowAutoregressiveLayer
 from gflow.layers.squeeze import SqueezeLayer
 from gflow.layers.stochastic import StochasticFlowLayer, StochasticSequential
@@ -20,5 +21,5 @@ __all__ = [
     "FactorOutLayer", "FlowLayer", "LearnedPriorLayer", "MultiScale", "PermuteRowsLayer",
     "RowAutoregressiveLayer", "SequentialFlow",
     "SqueezeLayer", "StochasticFlowLayer", "StochasticSequential", "VariationalDequantization",
-    "is_initialized",
+    "checkpoint", "is_initialized", "recompute_scope",
 ]

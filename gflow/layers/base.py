@@ -3,6 +3,8 @@
 import keras
 import tensorflow_probability as tfp
 
+from gflow.layers import remat
+
 __all__ = ["FlowLayer", "SequentialFlow", "bijector_of", "forward_and_log_det_of", "is_initialized"]
 
 
@@ -103,7 +105,17 @@ def bijector_of(layer, conditioning=None):
 
 
 def forward_and_log_det_of(layer, x, event_ndims, training=False, conditioning=None):
-  """`layer.forward_and_log_det`, passing `conditioning` only when there is one."""
+  """`layer.forward_and_log_det`, passing `conditioning` only when there is one; a
+  checkpoint layer (`gflow.layers.remat`) training inside a recompute scope keeps only
+  its inputs for the backward pass."""
+  if training and remat.is_checkpoint(layer) and remat.recomputing():
+    def run(x, conditioning=None):
+      return _forward_and_log_det(layer, x, event_ndims, training, conditioning)
+    return remat.recomputed(layer, run, *([x] if conditioning is None else [x, conditioning]))
+  return _forward_and_log_det(layer, x, event_ndims, training, conditioning)
+
+
+def _forward_and_log_det(layer, x, event_ndims, training, conditioning):
   if conditioning is None:
     return layer.forward_and_log_det(x, event_ndims, training=training)
   return layer.forward_and_log_det(x, event_ndims, training=training,

@@ -367,12 +367,19 @@ class Trainer:
 
   def _loss_and_grads(self, batch):
     """This replica's share of the loss and its gradients (no cross-replica sync)."""
-    with tf.GradientTape() as tape:
+    with tf.GradientTape() as tape, self._recompute_scope():
       noise = self._noise(batch, _TRAIN_NOISE, self.global_batch)
       per_example = self.model.loss(batch, noise, training=True)
       loss = tf.reduce_sum(tf.cast(per_example, tf.float32)) / self.global_batch
       scaled = self.optimizer.scale_loss(loss)
     return loss, tape.gradient(scaled, self.variables)
+
+  def _recompute_scope(self):
+    """`train.remat`: checkpoint layers recompute their activations in the backward pass
+    (entered at trace time; `self._xla` says whether XLA compiles the trace)."""
+    from gflow.layers.remat import recompute_scope
+    return recompute_scope(bool(self.config.train.get("remat", False)),
+                           xla=getattr(self, "_xla", False))
 
   def _finite(self, loss, grads):
     """True on every replica iff the loss and every gradient are finite on all replicas."""
@@ -452,6 +459,7 @@ class Trainer:
       self._log("XLA is off for this multi-replica run: the model's synchronized "
                 "BatchNorm reduces over replicas inside the forward pass.")
       jit = False
+    self._xla = bool(jit)
     if jit and self.strategy.num_replicas_in_sync == 1:
       replica_step = tf.function(self._replica_step, jit_compile=True)
     elif jit:
@@ -478,7 +486,7 @@ class Trainer:
     parts phase each active part's gradient comes from its own local loss only; end
     to end, every variable's from the model's loss."""
     active = phase.active
-    with tf.GradientTape(persistent=True) as tape:
+    with tf.GradientTape(persistent=True) as tape, self._recompute_scope():
       noise = self._noise(batch, _TRAIN_NOISE, self.global_batch)
       if phase.end_to_end:
         losses = [self.model.loss(batch, noise, training=True)]
@@ -501,6 +509,7 @@ class Trainer:
     groups = [self.groups[k] for k in phase.active]
     jit = (self.config.train.jit_compile and self.strategy.num_replicas_in_sync == 1
            and not self.devices)  # XLA would compile every part onto one device
+    self._xla = bool(jit)
 
     def replica_step(batch):
       losses, grads = self._parts_loss_and_grads(batch, phase)

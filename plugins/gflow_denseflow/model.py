@@ -26,13 +26,14 @@ DEQUANTIZATIONS = ("variational", "uniform")
 
 
 def glow_like_module(network_fn):
-  """ActNorm → LU 1x1 conv → affine coupling (exp(2·tanh(h/2)) scale) → channel swap."""
-  return gl.SequentialFlow([
+  """ActNorm → LU 1x1 conv → affine coupling (exp(2·tanh(h/2)) scale) → channel swap; a
+  checkpoint boundary for `train.remat`."""
+  return gl.checkpoint(gl.SequentialFlow([
       gl.ActNormLayer(),
       gl.Conv1x1Layer(lu=True),
       gl.CouplingLayer(network_fn, kind="affine", scale_fn="exp_tanh"),
       gl.ChannelSwapLayer(),
-  ])
+  ]))
 
 
 def coupling_network_fn(model_config):

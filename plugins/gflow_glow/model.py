@@ -18,14 +18,15 @@ __all__ = ["build_glow", "glow_step", "build_model"]
 def glow_step(width, coupling="affine", scale_fn="sigmoid", lu=True, network_dtype=None,
               network_fn=None):
   """One step of flow: ActNorm → invertible 1x1 conv → coupling (Glow's CNN, or the
-  factory `network_fn(out_channels)`, e.g. a sharing group's)."""
+  factory `network_fn(out_channels)`, e.g. a sharing group's); a checkpoint boundary for
+  `train.remat`."""
   if network_fn is None:
     network_fn = functools.partial(nets.GlowCNN, width=width, dtype=network_dtype)
-  return gl.SequentialFlow([
+  return gl.checkpoint(gl.SequentialFlow([
       gl.ActNormLayer(),
       gl.Conv1x1Layer(lu=lu),
       gl.CouplingLayer(network_fn, kind=coupling, scale_fn=scale_fn),
-  ])
+  ]))
 
 
 def build_glow(levels, steps, width, coupling="affine", scale_fn="sigmoid", lu=True,

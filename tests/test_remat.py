@@ -1,0 +1,87 @@
+"""Gradient checkpointing (`train.remat`) changes no result: the same loss, gradients and
+BatchNorm statistics as the plain pass, with the checkpointed modules recomputed."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gflow.layers import recompute_scope
+from gflow.noise import Noise
+from gflow.train import Trainer
+from gflow.train.trainer import build_model
+from tests.test_denseflow import tiny_config as denseflow_tiny_config
+
+
+def _ops(fn, *args, kinds=("Conv2D",)):
+  graph = fn.get_concrete_function(*args).graph
+  return sum(op.type in kinds for op in graph.get_operations())
+
+
+@pytest.fixture(scope="module")
+def denseflow():
+  c = denseflow_tiny_config()
+  model = build_model(c, (8, 8, 1))
+  x = tf.cast(tf.random.stateless_uniform([16, 8, 8, 1], [1, 2], 0, 256, tf.int32), tf.float32)
+  model.initialize(x + 0.5)
+  return model, x
+
+
+@pytest.mark.parametrize("xla", [False, True], ids=["graph", "xla"])
+def test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics(denseflow, xla):
+  model, x = denseflow
+  variables = list(model.trainable_variables)
+  state = [v for v in model.layer.variables if not v.trainable]
+  norms = [v for v in state if "moving_" in v.path]
+  assert norms  # DenseFlow's coupling networks hold BatchNorm statistics
+  start = [v.numpy() for v in model.layer.variables]
+
+  def step(remat):
+    def fn(x, seed):
+      with tf.GradientTape() as tape, recompute_scope(remat, xla=xla):
+        loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
+      return loss, tape.gradient(loss, variables)
+    return tf.function(fn, jit_compile=xla)
+
+  results = {}
+  for remat in (False, True):
+    for v, value in zip(model.layer.variables, start):
+      v.assign(value)
+    fn = step(remat)
+    loss, grads = fn(x, tf.constant([3, 4]))
+    results[remat] = (loss.numpy(), [g.numpy() for g in grads], [v.numpy() for v in norms])
+    if not xla:  # the recomputation is in the graph: the checkpointed convolutions twice
+      results[remat] += (_ops(fn, x, tf.constant([3, 4])),)
+  (loss0, grads0, norms0, *convs0), (loss1, grads1, norms1, *convs1) = (results[False],
+                                                                        results[True])
+  moved = [np.abs(a - s).max() for a, s in zip(norms0, [v for v, var in zip(
+      start, model.layer.variables) if "moving_" in var.path])]
+  assert min(moved) > 1e-4  # the step updated every BatchNorm statistic
+  assert max(np.abs(g).max() for g in grads0) > 1e-2
+  np.testing.assert_allclose(loss1, loss0, rtol=1e-6)
+  for g1, g0, v in zip(grads1, grads0, variables):
+    np.testing.assert_allclose(g1, g0, rtol=1e-4, atol=1e-5 * np.abs(g0).max(), err_msg=v.path)
+  for a, b in zip(norms1, norms0):  # updated once, as without remat
+    np.testing.assert_array_equal(a, b)
+  if not xla:
+    assert convs1[0] > convs0[0], (convs0, convs1)
+
+
+def test_the_trainer_switch_recomputes_glows_steps_with_the_same_gradients(tmp_path,
+                                                                           tiny_config):
+  """Glow's steps of flow are checkpoints too: the trainer's step under `train.remat`
+  holds each step's convolutions twice and gives the plain step's loss and gradients."""
+  tiny_config.train.jit_compile = False
+  t = Trainer(tiny_config, str(tmp_path), verbose=False)
+  t.initialize()
+  batch = next(iter(t._dataset(16, 0)))
+  out = {}
+  for remat in (False, True):
+    t.config.train.remat = remat  # read when the step is traced
+    fn = tf.function(t._loss_and_grads)
+    loss, grads = fn(batch)
+    out[remat] = loss.numpy(), [g.numpy() for g in grads], _ops(fn, batch)
+  assert out[True][2] > out[False][2], (out[False][2], out[True][2])
+  assert max(np.abs(g).max() for g in out[False][1]) > 1e-3
+  np.testing.assert_allclose(out[True][0], out[False][0], rtol=1e-6)
+  for a, b in zip(out[True][1], out[False][1]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
