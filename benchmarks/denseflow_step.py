@@ -5,13 +5,15 @@ resident memory (`ru_maxrss`) is its own. A training step is what `gflow-train`
 runs: the single-sample bound in bits/dim of a batch of random 8-bit 32x32x3
 images (variational dequantization, augmentation noise, BatchNorm in training
 mode) → gradients → one Adamax update, in one `tf.function`
-(`jit_compile` off/on). The step is traced and warmed up `--warmup` times, then
+(`jit_compile` off/on), with `--remat` on/off (`train.remat`: each glow-like
+module recomputed in the backward pass). The step is traced and warmed up `--warmup` times, then
 `--iters` steps are timed with `.numpy()` on each loss. Sampling draws
 `--samples` images at temperature 1 in one `tf.function` (XLA off), timed
 after one warm-up call.
 
     python benchmarks/denseflow_step.py                      # 74-10 and 45-6, batch 8 and 64
     python benchmarks/denseflow_step.py --configs=45-6 --batches=8 --xla=off --iters=2
+    python benchmarks/denseflow_step.py --configs=74-10 --batches=8,64 --xla=on --remat=off,on
 
 For scale (ISSUE 4): the reference PyTorch DenseFlow-74-10 takes about 8 s per
 step at batch 8 on a 2-core CPU with 3.8 GiB peak memory.
@@ -33,11 +35,12 @@ def parse_args(argv=None):
   p.add_argument("--configs", default="74-10,45-6", help="subset of 74-10,45-6")
   p.add_argument("--batches", default="8,64")
   p.add_argument("--xla", default="off,on")
+  p.add_argument("--remat", default="off", help="off, on or off,on")
   p.add_argument("--warmup", type=int, default=1)
   p.add_argument("--iters", type=int, default=3)
   p.add_argument("--samples", type=int, default=128, help="0: skip sampling")
   p.add_argument("--network_dtype", default="", help="e.g. mixed_bfloat16")
-  p.add_argument("--cell", default="", help=argparse.SUPPRESS)  # config,batch,xla (child)
+  p.add_argument("--cell", default="", help=argparse.SUPPRESS)  # config,batch,xla,remat
   return p.parse_args(argv)
 
 
@@ -52,11 +55,12 @@ def run_cell(args):
   sys.path.insert(0, os.path.join(REPO, "configs"))
   import denseflow
 
+  from gflow.layers import recompute_scope
   from gflow.noise import Noise
   from gflow.train.trainer import build_model
 
-  name, batch, xla = args.cell.split(",")
-  batch, xla = int(batch), xla == "on"
+  name, batch, xla, remat = args.cell.split(",")
+  batch, xla, remat = int(batch), xla == "on", remat == "on"
   config = denseflow.get_config(CONFIGS[name])
   config.model.network_dtype = args.network_dtype
   t0 = time.perf_counter()
@@ -71,7 +75,7 @@ def run_cell(args):
   built = time.perf_counter() - t0
 
   def step(x, seed):
-    with tf.GradientTape() as tape:
+    with tf.GradientTape() as tape, recompute_scope(remat, xla=xla):
       loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
     opt.apply(tape.gradient(loss, variables), variables)
     return loss
@@ -86,7 +90,7 @@ def run_cell(args):
     t0 = time.perf_counter()
     loss = float(step(x, tf.constant([i, 1])).numpy())
     times.append(time.perf_counter() - t0)
-  out = dict(config=name, batch=batch, xla=xla, params=int(sum(np.prod(v.shape) for v in variables)),
+  out = dict(config=name, batch=batch, xla=xla, remat=remat, params=int(sum(np.prod(v.shape) for v in variables)),
              build_s=built, compile_s=first, step_s=float(np.median(times)), loss=loss)
   if args.samples:
     sample = tf.function(lambda seed: model.sample(args.samples, seed=seed))
@@ -104,28 +108,30 @@ def main():
     return run_cell(args)
   import platform
   print(f"DenseFlow training step at 32x32x3: configs {args.configs}, batches {args.batches}, "
-        f"xla {args.xla}, warm-up {args.warmup}, timed iters {args.iters} (median), "
+        f"xla {args.xla}, remat {args.remat}, warm-up {args.warmup}, timed iters {args.iters} (median), "
         f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}")
   print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
-  print(f"{'config':7} {'batch':>5} {'xla':>4} {'params':>12} {'s/step':>8} {'img/s':>7} "
+  print(f"{'config':7} {'batch':>5} {'xla':>4} {'remat':>5} {'params':>12} {'s/step':>8} {'img/s':>7} "
         f"{'compile s':>9} {'sample s':>8} {'peak GiB':>8}")
   for name in args.configs.split(","):
     for batch in args.batches.split(","):
       for xla in args.xla.split(","):
-        cell = f"{name},{batch},{xla}"
-        cmd = [sys.executable, __file__, f"--cell={cell}", f"--warmup={args.warmup}",
-               f"--iters={args.iters}", f"--samples={args.samples if xla == 'off' else 0}",
-               f"--network_dtype={args.network_dtype}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-        if proc.returncode:
-          reason = (proc.stderr.strip().splitlines() or ["?"])[-1][:100]
-          print(f"{name:7} {batch:>5} {xla:>4}  failed: {reason}", flush=True)
-          continue
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
-        sample = f"{r['sample_s']:8.2f}" if "sample_s" in r else f"{'-':>8}"
-        print(f"{name:7} {batch:>5} {xla:>4} {r['params']:>12,} {r['step_s']:8.2f} "
-              f"{r['batch'] / r['step_s']:7.2f} {r['compile_s']:9.1f} {sample} "
-              f"{r['peak_gib']:8.2f}", flush=True)
+        for remat in args.remat.split(","):
+          cell = f"{name},{batch},{xla},{remat}"
+          sampled = xla == "off" and remat == args.remat.split(",")[0]
+          cmd = [sys.executable, __file__, f"--cell={cell}", f"--warmup={args.warmup}",
+                 f"--iters={args.iters}", f"--samples={args.samples if sampled else 0}",
+                 f"--network_dtype={args.network_dtype}"]
+          proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+          if proc.returncode:
+            reason = (proc.stderr.strip().splitlines() or ["?"])[-1][:100]
+            print(f"{name:7} {batch:>5} {xla:>4} {remat:>5}  failed: {reason}", flush=True)
+            continue
+          r = json.loads(proc.stdout.strip().splitlines()[-1])
+          sample = f"{r['sample_s']:8.2f}" if "sample_s" in r else f"{'-':>8}"
+          print(f"{name:7} {batch:>5} {xla:>4} {remat:>5} {r['params']:>12,} "
+                f"{r['step_s']:8.2f} {r['batch'] / r['step_s']:7.2f} {r['compile_s']:9.1f} "
+                f"{sample} {r['peak_gib']:8.2f}", flush=True)
 
 
 if __name__ == "__main__":

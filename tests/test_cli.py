@@ -53,6 +53,20 @@ def test_eval_prints_the_same_test_bits_per_dim(trained):
   assert train_line in eval_out.splitlines()
 
 
+def test_eval_fid_and_nearest_neighbours_of_a_flow(trained, tmp_path):
+  """The sample-quality modes serve flows as they serve NCSNv2: the protocol names the
+  temperature, and the memorisation check runs on pixels and in the features."""
+  workdir, _, _ = trained
+  out = run_cli("evaluate", f"--workdir={workdir}", "--fid", "--fid_samples=32",
+                "--nearest_neighbours", "--num_samples=2", "--neighbours=1",
+                f"--out={tmp_path / 'nn.png'}").stdout
+  assert re.search(r"^protocol: 32 samples \(seed 0, temperature 1, [\d.]+ s\) against the "
+                   r"359 test images of digits; features: a CNN classifier", out, re.M), out
+  assert re.search(r"^FID: [\d.]+$", out, re.M) and re.search(r"^KID: -?[\d.]+ ±", out, re.M)
+  assert re.search(r"^samples / test \(features\): [\d.]+", out, re.M), out
+  assert (tmp_path / "nn.png").exists() and (tmp_path / "nn_features.png").exists()
+
+
 def test_sample_writes_a_png_grid_at_a_temperature(trained, tmp_path):
   workdir, _, _ = trained
   out = tmp_path / "grid.png"

@@ -192,8 +192,10 @@ def _fid(config, model, source, features):
   f_samples, f_real = features(samples), features(real)
   k, k_se = kid(f_samples, f_real, seed=_SEED.value)
   sampling = getattr(model, "sampling", None)
-  extra = f", final denoising step {'on' if sampling.get('denoise', True) else 'off'}" if (
-      sampling) else ""
+  if sampling:
+    extra = f", final denoising step {'on' if sampling.get('denoise', True) else 'off'}"
+  else:
+    extra = f", temperature {config.eval.get('temperature', 1.0):g}"
   print(f"protocol: {len(samples)} samples (seed {_SEED.value}{extra}, {seconds:.1f} s) "
         f"against the {len(real):,} {_REFERENCE.value} images of {source.name}; "
         f"features: {described}")

@@ -56,18 +56,32 @@ class DigitsClassifier:
     feats = keras.layers.Dense(64, activation="relu", name="features")(h)
     logits = keras.layers.Dense(10)(feats)
     model = keras.Model(inputs, logits)
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    scale = lambda x: x.astype(np.float32) / 255
-    model.fit(scale(data.train), train_y, batch_size=64, epochs=epochs, verbose=0,
-              shuffle=True)
-    self.accuracy = float(model.evaluate(scale(data.test), test_y, verbose=0)[1])
-    self._features = keras.Model(inputs, feats)
-    self._scale = scale
+    x = tf.constant(data.train, tf.float32) / 255
+    y = tf.constant(train_y, tf.int32)
+    opt = keras.optimizers.Adam(1e-3)
+    opt.build(model.trainable_variables)
+    batch = 64
 
-  def __call__(self, images):
-    return self._features.predict(self._scale(np.asarray(images)), batch_size=512, verbose=0)
+    @tf.function
+    def epoch(order):  # one pass over the training digits in this order, in one call
+      for start in tf.range(0, tf.shape(order)[0], batch):
+        idx = order[start:start + batch]
+        with tf.GradientTape() as tape:
+          loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+              tf.gather(y, idx), model(tf.gather(x, idx), training=True)))
+        opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+    rng = np.random.RandomState(seed)
+    for _ in range(epochs):
+      epoch(tf.constant(rng.permutation(len(data.train)), tf.int32))
+    logits = model(tf.constant(data.test, tf.float32) / 255)
+    self.accuracy = float(np.mean(np.argmax(logits, -1) == test_y))
+    self._features = keras.Model(inputs, feats)
+
+  def __call__(self, images, batch_size=512):
+    images = np.asarray(images)
+    return np.concatenate([
+        self._features(tf.constant(images[i:i + batch_size], tf.float32) / 255).numpy()
+        for i in range(0, len(images), batch_size)])
 
 
 def feature_network(name, data_name, seed=0):
