@@ -62,8 +62,8 @@ def tiny_config():
 # Tests and cases that run only with `-m slow`, for the default suite's time budget; what
 # each covers is also covered by a cheaper default test named here:
 SLOW_CASES = {
-    # DenseFlow's 2 logical replicas (Glow's and NCSNv2's run by default; NCSNv2's
-    # denoising noise is sliced from the global batch as DenseFlow's augmentation is)
+    # DenseFlow's 2 logical replicas (Glow's runs by default through the same trainer
+    # step; DenseFlow's BatchNorm under 2 replicas runs by default in test_denseflow_nets)
     "test_distributed.py::test_two_logical_cpu_replicas_equal_one[denseflow]",
     # NCSNv2's 2 logical replicas (66 s: Glow's run by default through the same trainer
     # step; the score model's noise comes from the same gflow.Noise slicing)
@@ -81,6 +81,9 @@ SLOW_CASES = {
     "uninterrupted_weights",
     # WaveFlow killed and resumed (Glow's kill test and WaveFlow's tiny run by default)
     "test_waveflow.py::test_resume_after_a_kill_ends_with_the_uninterrupted_weights",
+    # remat under XLA (30 s: the graph case runs by default; XLA adds an optimisation
+    # barrier before the recomputation)
+    "test_remat.py::test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics[xla]",
     # a missing checkpoint index (a garbage index runs by default)
     "test_work_is_kept.py::test_a_damaged_index_resumes_from_the_newest_checkpoint"
     "[missing index]",

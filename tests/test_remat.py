@@ -85,3 +85,18 @@ def test_the_trainer_switch_recomputes_glows_steps_with_the_same_gradients(tmp_p
   np.testing.assert_allclose(out[True][0], out[False][0], rtol=1e-6)
   for a, b in zip(out[True][1], out[False][1]):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_keras_batchnorm_inside_a_recomputed_layer_is_a_clear_error():
+  import keras
+
+  from gflow.layers import remat
+  from gflow.nets.batch_norm import BatchNormalization
+  plain = keras.Sequential([keras.layers.Dense(2), keras.layers.BatchNormalization()])
+  with pytest.raises(TypeError, match="use gflow.nets.batch_norm.BatchNormalization"):
+    with remat._held_statistics(plain):
+      pass
+  ours = keras.Sequential([keras.layers.Dense(2), BatchNormalization(momentum=0.9)])
+  with remat._held_statistics(ours):
+    assert ours.layers[1].momentum == 1.0
+  assert ours.layers[1].momentum == 0.9

@@ -11,8 +11,8 @@ pass of compute. Results are unchanged: the recomputation sees the same inputs,
 variables and noise (stateless), so the loss and gradients equal the plain pass's.
 
 BatchNorm in training mode updates its moving statistics as a side effect of the
-forward pass; the recomputation holds them fixed (momentum 1 while it runs), so each
-step updates them once, as without checkpointing. Under XLA an optimisation barrier
+forward pass; the recomputation holds them (`gflow.nets.batch_norm`), so each step
+updates them once, as without checkpointing. Under XLA an optimisation barrier
 keeps the compiler from merging the recomputation back into the forward pass.
 """
 
@@ -22,6 +22,8 @@ import threading
 import keras
 import tensorflow as tf
 from tensorflow.python.eager import record  # the tape switch tf.recompute_grad uses
+
+from gflow.nets.batch_norm import BatchNormalization, held_statistics
 
 __all__ = ["checkpoint", "is_checkpoint", "recompute_scope", "recomputing", "recomputed"]
 
@@ -57,19 +59,19 @@ def recomputing():
 
 
 @contextlib.contextmanager
-def _frozen_statistics(layer):
+def _held_statistics(layer):
   """BatchNorm layers inside `layer` normalise by the batch but leave their moving
-  statistics as they are (x·1 + m·0 is x exactly)."""
-  norms = [l for l in layer._flatten_layers(include_self=True)
-           if isinstance(l, keras.layers.BatchNormalization)]
-  momenta = [n.momentum for n in norms]
-  for n in norms:
-    n.momentum = 1.0
-  try:
+  statistics as they are, on this thread (`gflow.nets.batch_norm`)."""
+  plain = [l.path for l in layer._flatten_layers(include_self=True)
+           if isinstance(l, keras.layers.BatchNormalization)
+           and not isinstance(l, BatchNormalization)]
+  if plain:
+    raise TypeError(f"{layer.name} is recomputed for train.remat, but it holds Keras "
+                    f"BatchNormalization layers ({', '.join(plain)}) whose statistics the "
+                    "recomputation would update a second time: use "
+                    "gflow.nets.batch_norm.BatchNormalization.")
+  with held_statistics():
     yield
-  finally:
-    for n, m in zip(norms, momenta):
-      n.momentum = m
 
 
 def recomputed(layer, fn, *inputs):
@@ -95,7 +97,7 @@ def recomputed(layer, fn, *inputs):
         from tensorflow.compiler.tf2xla.python import xla as tfxla
         again = list(tfxla.optimization_barrier(*again))
       variables = list(variables or [])
-      with _frozen_statistics(layer), tf.GradientTape() as tape:
+      with _held_statistics(layer), tf.GradientTape() as tape:
         tape.watch(again)
         y2, log_det2 = fn(*again)
       grads = tape.gradient([y2, log_det2], again + variables, output_gradients=[dy, dlog],

@@ -2,6 +2,7 @@
 
 import keras
 
+from gflow.nets.batch_norm import BatchNormalization
 from gflow.nets.dense_block import DenseBlock
 from gflow.nets.modulation import NO_MODULATION
 from gflow.nets.nystrom_attention import NystromAttention
@@ -42,7 +43,7 @@ class DenseFlowCouplingNet(keras.layers.Layer):
     self.dense = DenseBlock(width, depth, growth, gated=True, dtype=policy, name="dense")
     self.attend = (NystromAttention(width, embed_dim, num_landmarks, pinv_iterations,
                                     dtype=policy, name="attention") if attention else None)
-    self.norm = keras.layers.BatchNormalization(synchronized=True, dtype=policy, name="norm")
+    self.norm = BatchNormalization(synchronized=True, dtype=policy, name="norm")
     self.head = head
     self.out = (keras.layers.Conv2D(out_channels, 1, kernel_initializer="zeros",
                                     dtype=policy, name="out") if head else None)
