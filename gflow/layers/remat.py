@@ -62,7 +62,7 @@ def recomputing():
 def _held_statistics(layer):
   """BatchNorm layers inside `layer` normalise by the batch but leave their moving
   statistics as they are, on this thread (`gflow.nets.batch_norm`)."""
-  plain = [l.path for l in layer._flatten_layers(include_self=True)
+  plain = [l.name for l in layer._flatten_layers(include_self=True)
            if isinstance(l, keras.layers.BatchNormalization)
            and not isinstance(l, BatchNormalization)]
   if plain:
