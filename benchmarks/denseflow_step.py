@@ -6,7 +6,10 @@ runs: the single-sample bound in bits/dim of a batch of random 8-bit 32x32x3
 images (variational dequantization, augmentation noise, BatchNorm in training
 mode) → gradients → one Adamax update, in one `tf.function`
 (`jit_compile` off/on), with `--remat` on/off (`train.remat`: each glow-like
-module recomputed in the backward pass). The step is traced and warmed up `--warmup` times, then
+module recomputed in the backward pass) and `--shared_traces` on/off
+(`train.shared_traces`: one trace per distinct module, the DenseFlow default). The
+step is traced and warmed up `--warmup` times ("compile s"; "1st step s" counts from
+the process's start: imports, build, init, tracing, compiling), then
 `--iters` steps are timed with `.numpy()` on each loss. Sampling draws
 `--samples` images at temperature 1 in one `tf.function` (XLA off), timed
 after one warm-up call.
@@ -36,15 +39,18 @@ def parse_args(argv=None):
   p.add_argument("--batches", default="8,64")
   p.add_argument("--xla", default="off,on")
   p.add_argument("--remat", default="off", help="off, on or off,on")
+  p.add_argument("--shared_traces", default="on", help="off, on or off,on "
+                 "(train.shared_traces: one trace per distinct module)")
   p.add_argument("--warmup", type=int, default=1)
   p.add_argument("--iters", type=int, default=3)
   p.add_argument("--samples", type=int, default=128, help="0: skip sampling")
   p.add_argument("--network_dtype", default="", help="e.g. mixed_bfloat16")
-  p.add_argument("--cell", default="", help=argparse.SUPPRESS)  # config,batch,xla,remat
+  p.add_argument("--cell", default="", help=argparse.SUPPRESS)  # config,batch,xla,remat,shared
   return p.parse_args(argv)
 
 
 def run_cell(args):
+  launched = time.perf_counter()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import resource
 
@@ -56,11 +62,12 @@ def run_cell(args):
   import denseflow
 
   from gflow.layers import recompute_scope
+  from gflow.layers.shared_trace import shared_trace_scope
   from gflow.noise import Noise
   from gflow.train.trainer import build_model
 
-  name, batch, xla, remat = args.cell.split(",")
-  batch, xla, remat = int(batch), xla == "on", remat == "on"
+  name, batch, xla, remat, shared = args.cell.split(",")
+  batch, xla, remat, shared = int(batch), xla == "on", remat == "on", shared == "on"
   config = denseflow.get_config(CONFIGS[name])
   config.model.network_dtype = args.network_dtype
   t0 = time.perf_counter()
@@ -75,7 +82,8 @@ def run_cell(args):
   built = time.perf_counter() - t0
 
   def step(x, seed):
-    with tf.GradientTape() as tape, recompute_scope(remat, xla=xla):
+    with (tf.GradientTape() as tape, shared_trace_scope(shared),
+          recompute_scope(remat, xla=xla)):
       loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
     opt.apply(tape.gradient(loss, variables), variables)
     return loss
@@ -85,13 +93,16 @@ def run_cell(args):
   for i in range(args.warmup):
     step(x, tf.constant([i, 0])).numpy()
   first = time.perf_counter() - t0
+  to_first_step = time.perf_counter() - launched  # imports, build, init, trace, compile
   times = []
   for i in range(args.iters):
     t0 = time.perf_counter()
     loss = float(step(x, tf.constant([i, 1])).numpy())
     times.append(time.perf_counter() - t0)
-  out = dict(config=name, batch=batch, xla=xla, remat=remat, params=int(sum(np.prod(v.shape) for v in variables)),
-             build_s=built, compile_s=first, step_s=float(np.median(times)), loss=loss)
+  out = dict(config=name, batch=batch, xla=xla, remat=remat, shared=shared,
+             params=int(sum(np.prod(v.shape) for v in variables)),
+             build_s=built, compile_s=first, first_step_s=to_first_step,
+             step_s=float(np.median(times)), loss=loss)
   if args.samples:
     sample = tf.function(lambda seed: model.sample(args.samples, seed=seed))
     sample(tf.constant([0, 0])).numpy()
@@ -108,29 +119,33 @@ def main():
     return run_cell(args)
   import platform
   print(f"DenseFlow training step at 32x32x3: configs {args.configs}, batches {args.batches}, "
-        f"xla {args.xla}, remat {args.remat}, warm-up {args.warmup}, timed iters {args.iters} (median), "
+        f"xla {args.xla}, remat {args.remat}, shared traces {args.shared_traces}, warm-up {args.warmup}, timed iters {args.iters} (median), "
         f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}")
   print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
-  print(f"{'config':7} {'batch':>5} {'xla':>4} {'remat':>5} {'params':>12} {'s/step':>8} {'img/s':>7} "
-        f"{'compile s':>9} {'sample s':>8} {'peak GiB':>8}")
+  print(f"{'config':7} {'batch':>5} {'xla':>4} {'remat':>5} {'shared':>6} {'params':>12} {'s/step':>8} {'img/s':>7} "
+        f"{'compile s':>9} {'1st step s':>10} {'sample s':>8} {'peak GiB':>8}")
   for name in args.configs.split(","):
     for batch in args.batches.split(","):
       for xla in args.xla.split(","):
-        for remat in args.remat.split(","):
-          cell = f"{name},{batch},{xla},{remat}"
-          sampled = xla == "off" and remat == args.remat.split(",")[0]
+        for remat, shared in [(r, t) for r in args.remat.split(",")
+                              for t in args.shared_traces.split(",")]:
+          cell = f"{name},{batch},{xla},{remat},{shared}"
+          sampled = xla == "off" and cell.endswith(
+              f",{args.remat.split(',')[0]},{args.shared_traces.split(',')[0]}")
           cmd = [sys.executable, __file__, f"--cell={cell}", f"--warmup={args.warmup}",
                  f"--iters={args.iters}", f"--samples={args.samples if sampled else 0}",
                  f"--network_dtype={args.network_dtype}"]
           proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
           if proc.returncode:
             reason = (proc.stderr.strip().splitlines() or ["?"])[-1][:100]
-            print(f"{name:7} {batch:>5} {xla:>4} {remat:>5}  failed: {reason}", flush=True)
+            print(f"{name:7} {batch:>5} {xla:>4} {remat:>5} {shared:>6}  failed: {reason}",
+                  flush=True)
             continue
           r = json.loads(proc.stdout.strip().splitlines()[-1])
           sample = f"{r['sample_s']:8.2f}" if "sample_s" in r else f"{'-':>8}"
-          print(f"{name:7} {batch:>5} {xla:>4} {remat:>5} {r['params']:>12,} "
+          print(f"{name:7} {batch:>5} {xla:>4} {remat:>5} {shared:>6} {r['params']:>12,} "
                 f"{r['step_s']:8.2f} {r['batch'] / r['step_s']:7.2f} {r['compile_s']:9.1f} "
+                f"{r['first_step_s']:10.1f} "
                 f"{sample} {r['peak_gib']:8.2f}", flush=True)
 
 

@@ -105,6 +105,9 @@ def get_config(arg="digits"):
   # Gradient checkpointing: each glow-like module keeps its input only and is recomputed
   # in the backward pass (less memory, one more forward pass; the same loss and gradients).
   c.train.remat = False
+  # Trace each distinct glow-like module once and call that trace for every module like
+  # it (74 modules in 11 shapes for DenseFlow-74-10): shorter start-up, the same results.
+  c.train.shared_traces = True
   c.train.log_every = 100
   c.train.checkpoint_every = 500
   c.train.eval_every = 1000

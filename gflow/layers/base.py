@@ -3,7 +3,7 @@
 import keras
 import tensorflow_probability as tfp
 
-from gflow.layers import remat
+from gflow.layers import remat, shared_trace
 
 __all__ = ["FlowLayer", "SequentialFlow", "bijector_of", "forward_and_log_det_of", "is_initialized"]
 
@@ -105,14 +105,25 @@ def bijector_of(layer, conditioning=None):
 
 
 def forward_and_log_det_of(layer, x, event_ndims, training=False, conditioning=None):
-  """`layer.forward_and_log_det`, passing `conditioning` only when there is one; a
-  checkpoint layer (`gflow.layers.remat`) training inside a recompute scope keeps only
-  its inputs for the backward pass."""
-  if training and remat.is_checkpoint(layer) and remat.recomputing():
-    def run(x, conditioning=None):
-      return _forward_and_log_det(layer, x, event_ndims, training, conditioning)
-    return remat.recomputed(layer, run, *([x] if conditioning is None else [x, conditioning]))
-  return _forward_and_log_det(layer, x, event_ndims, training, conditioning)
+  """`layer.forward_and_log_det`, passing `conditioning` only when there is one. A
+  checkpoint layer (`gflow.layers.remat`) runs through its signature's shared trace
+  inside a shared-trace scope (`gflow.layers.shared_trace`), and, training inside a
+  recompute scope, keeps only its inputs for the backward pass."""
+  if not remat.is_checkpoint(layer):
+    return _forward_and_log_det(layer, x, event_ndims, training, conditioning)
+  def run(l, x, conditioning=None):
+    return _forward_and_log_det(l, x, event_ndims, training, conditioning)
+  scope = shared_trace.current_scope()
+  if scope is not None:
+    def once(x, conditioning=None):
+      return shared_trace.traced_forward(scope, layer, run, x, event_ndims, training,
+                                         conditioning)
+  else:
+    def once(x, conditioning=None):
+      return run(layer, x, conditioning)
+  if training and remat.recomputing():
+    return remat.recomputed(layer, once, *([x] if conditioning is None else [x, conditioning]))
+  return once(x, conditioning)
 
 
 def _forward_and_log_det(layer, x, event_ndims, training, conditioning):

@@ -25,20 +25,30 @@ from tensorflow.python.eager import record  # the tape switch tf.recompute_grad 
 
 from gflow.nets.batch_norm import BatchNormalization, held_statistics
 
-__all__ = ["checkpoint", "is_checkpoint", "recompute_scope", "recomputing", "recomputed"]
+__all__ = ["checkpoint", "is_checkpoint", "recompute_scope", "recomputing", "recomputed",
+           "trace_key"]
 
 _STATE = threading.local()
 _MARK = "_gflow_checkpoint"
 
 
-def checkpoint(layer):
-  """Marks `layer` (a FlowLayer) as a checkpoint boundary and returns it."""
+def checkpoint(layer, trace_key=None):
+  """Marks `layer` (a FlowLayer) as a checkpoint boundary and returns it. `trace_key`
+  (a string) declares that layers with the same key run the same code given the same
+  variable and input shapes, so they may share one trace (`gflow.layers.shared_trace`);
+  the model builder that makes them knows."""
   setattr(layer, _MARK, True)
+  layer._gflow_trace_key = trace_key
   return layer
 
 
 def is_checkpoint(layer):
   return bool(getattr(layer, _MARK, False))
+
+
+def trace_key(layer):
+  """The `trace_key` `layer` was marked with (None: it shares no trace)."""
+  return getattr(layer, "_gflow_trace_key", None)
 
 
 @contextlib.contextmanager

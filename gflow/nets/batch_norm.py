@@ -15,7 +15,7 @@ import threading
 
 import keras
 
-__all__ = ["BatchNormalization", "held_statistics"]
+__all__ = ["BatchNormalization", "held_statistics", "statistics_held"]
 
 _HELD = threading.local()
 
@@ -32,6 +32,11 @@ def held_statistics():
     _HELD.depth = depth
 
 
+def statistics_held():
+  """True inside `held_statistics()` on this thread."""
+  return bool(getattr(_HELD, "depth", 0))
+
+
 @keras.saving.register_keras_serializable(package="gflow")
 class BatchNormalization(keras.layers.BatchNormalization):
   """keras.layers.BatchNormalization (the same variables and math) whose statistics
@@ -39,7 +44,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
   @property
   def momentum(self):
-    return 1.0 if getattr(_HELD, "depth", 0) else self._momentum
+    return 1.0 if statistics_held() else self._momentum
 
   @momentum.setter
   def momentum(self, value):

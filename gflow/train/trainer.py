@@ -375,11 +375,18 @@ class Trainer:
     return loss, tape.gradient(scaled, self.variables)
 
   def _recompute_scope(self):
-    """`train.remat`: checkpoint layers recompute their activations in the backward pass
-    (entered at trace time; `self._xla` says whether XLA compiles the trace)."""
+    """Entered at trace time around the training loss: `train.remat` (checkpoint layers
+    recompute their activations in the backward pass; `self._xla` says whether XLA
+    compiles the trace) and `train.shared_traces` (checkpoint layers with a trace key
+    share one trace per signature)."""
     from gflow.layers.remat import recompute_scope
-    return recompute_scope(bool(self.config.train.get("remat", False)),
-                           xla=getattr(self, "_xla", False))
+    from gflow.layers.shared_trace import shared_trace_scope
+    c = self.config.train
+    stack = contextlib.ExitStack()
+    stack.enter_context(shared_trace_scope(bool(c.get("shared_traces", False))))
+    stack.enter_context(recompute_scope(bool(c.get("remat", False)),
+                                        xla=getattr(self, "_xla", False)))
+    return stack
 
   def _finite(self, loss, grads):
     """True on every replica iff the loss and every gradient are finite on all replicas."""

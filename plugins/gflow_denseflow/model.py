@@ -25,15 +25,16 @@ COUPLINGS = ("dense", "glow")
 DEQUANTIZATIONS = ("variational", "uniform")
 
 
-def glow_like_module(network_fn):
+def glow_like_module(network_fn, trace_key=None):
   """ActNorm → LU 1x1 conv → affine coupling (exp(2·tanh(h/2)) scale) → channel swap; a
-  checkpoint boundary for `train.remat`."""
+  checkpoint boundary for `train.remat`, sharing its trace with the modules of the same
+  `trace_key` (`gflow.layers.shared_trace`)."""
   return gl.checkpoint(gl.SequentialFlow([
       gl.ActNormLayer(),
       gl.Conv1x1Layer(lu=True),
       gl.CouplingLayer(network_fn, kind="affine", scale_fn="exp_tanh"),
       gl.ChannelSwapLayer(),
-  ]))
+  ]), trace_key=trace_key)
 
 
 def coupling_network_fn(model_config):
@@ -58,6 +59,10 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
   giving one (a `gflow.nets.sharing.SharingGroups`).
   """
   block_fn = network_fn if isinstance(network_fn, SharingGroups) else lambda b: network_fn
+  # Modules of one network factory run the same code at the same shapes; a sharing
+  # group's modules differ by their flow index, so they keep their own traces.
+  shared = isinstance(network_fn, SharingGroups) and network_fn.variant != "none"
+  trace_key = None if shared else f"denseflow_module:{_describe(block_fn(0))}"
   if len(units) != len(modules) or not units:
     raise ValueError(f"DenseFlow needs one modules-per-unit count per block; got units="
                      f"{list(units)} and modules={list(modules)}.")
@@ -67,7 +72,8 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
   inner = None
   for b in reversed(range(len(units))):
     block = gl.CrossUnitBlock(
-        [gl.SequentialFlow([glow_like_module(block_fn(b)) for _ in range(modules[b])],
+        [gl.SequentialFlow([glow_like_module(block_fn(b), trace_key)
+                            for _ in range(modules[b])],
                            name=f"block{b}_unit{u}") for u in range(units[b])],
         growth, augment=augment, preconditioned=preconditioned, context=context,
         name=f"block{b}")
@@ -77,6 +83,13 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
       stack = [block, gl.MultiScale(inner, name=f"split{b}")]
     inner = gl.StochasticSequential(stack, name=f"level{b}")
   return gl.StochasticSequential([gl.SqueezeLayer(name="squeeze"), inner], name="denseflow")
+
+
+def _describe(network_fn):
+  """A factory's class and keyword arguments, as text (part of the modules' trace key)."""
+  if isinstance(network_fn, functools.partial):
+    return f"{network_fn.func.__qualname__}{sorted(network_fn.keywords.items())}"
+  return repr(network_fn)
 
 
 def build_model(model_config, event_shape):

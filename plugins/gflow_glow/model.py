@@ -19,14 +19,17 @@ def glow_step(width, coupling="affine", scale_fn="sigmoid", lu=True, network_dty
               network_fn=None):
   """One step of flow: ActNorm → invertible 1x1 conv → coupling (Glow's CNN, or the
   factory `network_fn(out_channels)`, e.g. a sharing group's); a checkpoint boundary for
-  `train.remat`."""
+  `train.remat`. Steps with Glow's own CNN share one trace per shape
+  (`train.shared_traces`); a sharing group's steps differ by their flow index."""
+  trace_key = None
   if network_fn is None:
     network_fn = functools.partial(nets.GlowCNN, width=width, dtype=network_dtype)
+    trace_key = f"glow_step:{width},{coupling},{scale_fn},{lu},{network_dtype}"
   return gl.checkpoint(gl.SequentialFlow([
       gl.ActNormLayer(),
       gl.Conv1x1Layer(lu=lu),
       gl.CouplingLayer(network_fn, kind=coupling, scale_fn=scale_fn),
-  ]))
+  ]), trace_key=trace_key)
 
 
 def build_glow(levels, steps, width, coupling="affine", scale_fn="sigmoid", lu=True,

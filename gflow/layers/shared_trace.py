@@ -1,0 +1,91 @@
+"""Trace each distinct flow module once and call it for every module like it.
+
+A deep flow repeats one module many times (DenseFlow-74-10: 74 glow-like modules
+in 11 distinct shapes). Unrolled in Python, every module adds its operations to the
+step's graph, and tracing time grows with the depth. Inside `shared_trace_scope()`,
+a checkpoint layer marked with a trace key (`gflow.layers.checkpoint(layer,
+trace_key)`: its builder's word that layers with that key run the same code given
+the same shapes) runs through a `tf.function` keyed by its signature (the trace
+key, its variables' names, shapes and dtypes, the input's shape and dtype, event_ndims, training and
+whether BatchNorm statistics are held for a recomputation):
+the first module of a signature is traced with its variables mapped to arguments
+(`keras.StatelessScope`), and every module of that signature calls the same
+function with its own variables' values. Variable updates made inside (BatchNorm's
+moving statistics) come back as outputs and are assigned to the calling module's
+variables. Gradients reach each module's own variables through the reads of its
+values. The results equal the unrolled pass's.
+"""
+
+import contextlib
+import threading
+
+import keras
+import tensorflow as tf
+
+from gflow.nets.batch_norm import statistics_held
+
+__all__ = ["shared_trace_scope", "current_scope", "traced_forward", "signature"]
+
+_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def shared_trace_scope(enabled=True, jit_compile=False):
+  """Within it (at trace time), checkpoint layers share one trace per signature;
+  `jit_compile`: XLA compiles each shared function on its own."""
+  previous = getattr(_STATE, "scope", None)
+  _STATE.scope = dict(jit_compile=bool(jit_compile), functions={}) if enabled else None
+  try:
+    yield
+  finally:
+    _STATE.scope = previous
+
+
+def current_scope():
+  """The enabled scope's state (None outside one); a recomputation in the backward pass
+  runs after the scope has exited, so callers keep this and pass it on."""
+  return getattr(_STATE, "scope", None)
+
+
+def signature(layer, x, event_ndims, training, conditioning=None):
+  """The key under which `layer` shares its trace, or None (it was marked without a
+  trace key, so it shares none)."""
+  from gflow.layers.remat import trace_key
+  key = trace_key(layer)
+  if key is None:
+    return None
+  variables = tuple((v.path.rsplit("/", 1)[-1], tuple(v.shape), str(v.dtype), v.trainable)
+                    for v in layer.variables)
+  cond = None if conditioning is None else (tuple(conditioning.shape), conditioning.dtype.name)
+  return (key, variables, tuple(x.shape), x.dtype.name, event_ndims, bool(training), cond,
+          statistics_held())
+
+
+def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=None):
+  """run(layer, x, conditioning) → (y, log_det), through `scope`'s (`current_scope()`)
+  shared function for `layer`'s signature (traced on the first layer that has it)."""
+  key = signature(layer, x, event_ndims, training, conditioning)
+  if key is None:
+    return run(layer, x, conditioning)
+  entry = scope["functions"].get(key)
+  if entry is None:
+    template = layer
+    template_vars = list(template.variables)
+    updated = []  # indices of the variables the pass assigns (found when tracing)
+
+    def fn(x, values, conditioning):
+      mapping = list(zip(template_vars, values))
+      with keras.StatelessScope(state_mapping=mapping) as stateless:
+        y, log_det = run(template, x, conditioning)
+      news = [stateless.get_current_value(v) for v in template_vars]
+      updated[:] = [j for j, n in enumerate(news) if n is not None]
+      return y, tf.convert_to_tensor(log_det, y.dtype), [news[j] for j in updated]
+    entry = scope["functions"][key] = (
+        tf.function(fn, jit_compile=scope["jit_compile"], autograph=False), updated)
+  fn, updated = entry
+  variables = list(layer.variables)
+  values = [tf.convert_to_tensor(v.value) for v in variables]
+  y, log_det, news = fn(x, values, conditioning)
+  for j, new in zip(updated, news):
+    variables[j].assign(new)
+  return y, log_det

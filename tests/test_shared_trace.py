@@ -1,0 +1,64 @@
+"""Shared traces (`train.shared_traces`): modules of one signature call one traced
+function, with the unrolled pass's loss, gradients and BatchNorm statistics."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gflow.layers import recompute_scope
+from gflow.layers.shared_trace import shared_trace_scope
+from gflow.noise import Noise
+from gflow.train.trainer import build_model
+from tests.test_denseflow import tiny_config as denseflow_tiny_config
+
+
+@pytest.fixture(scope="module")
+def denseflow():
+  """Block 1: one unit of 3 modules of the same shape; block 2: one module."""
+  c = denseflow_tiny_config()
+  c.model.units, c.model.modules = (1, 1), (3, 1)
+  model = build_model(c, (8, 8, 1))
+  x = tf.cast(tf.random.stateless_uniform([16, 8, 8, 1], [1, 2], 0, 256, tf.int32), tf.float32)
+  model.initialize(x + 0.5)
+  return model, x
+
+
+def _run(model, x, shared, remat=False):
+  variables = list(model.trainable_variables)
+
+  def fn(x, seed):
+    with tf.GradientTape() as tape, shared_trace_scope(shared), recompute_scope(remat):
+      loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
+    return loss, tape.gradient(loss, variables)
+  concrete = tf.function(fn).get_concrete_function(x, tf.constant([3, 4]))
+  loss, grads = concrete(x, tf.constant([3, 4]))
+  calls = sum(op.type in ("PartitionedCall", "StatefulPartitionedCall")
+              for op in concrete.graph.get_operations())
+  stats = [v.numpy() for v in model.layer.variables if "moving_" in v.path]
+  return loss.numpy(), [g.numpy() for g in grads], stats, len(concrete.graph.get_operations()), \
+      calls
+
+
+@pytest.mark.parametrize("remat", [False, True], ids=["plain", "remat"])
+def test_shared_traces_give_the_unrolled_loss_gradients_and_statistics(denseflow, remat):
+  model, x = denseflow
+  start = [v.numpy() for v in model.layer.variables]
+  results = []
+  for shared in (False, True):
+    for v, value in zip(model.layer.variables, start):
+      v.assign(value)
+    results.append(_run(model, x, shared, remat))
+  (loss0, grads0, stats0, ops0, calls0), (loss1, grads1, stats1, ops1, calls1) = results
+  initial = [s for s, v in zip(start, model.layer.variables) if "moving_" in v.path]
+  assert min(np.abs(a - b).max() for a, b in zip(stats0, initial)) > 1e-4  # stats moved
+  assert max(np.abs(g).max() for g in grads0) > 1e-2
+  # 4 modules in 2 signatures: each module calls its signature's function, and its
+  # gradient function (with remat, the recomputation and its gradient instead)
+  assert calls0 == 0 and calls1 == (12 if remat else 8) and ops1 < 0.6 * ops0, (
+      calls0, calls1, ops0, ops1)
+  np.testing.assert_allclose(loss1, loss0, rtol=1e-6)
+  for g1, g0, v in zip(grads1, grads0, model.trainable_variables):
+    np.testing.assert_allclose(g1, g0, rtol=1e-4, atol=1e-6 * np.abs(g0).max() + 1e-9,
+                               err_msg=v.path)
+  for a, b in zip(stats1, stats0):  # each module's own statistics, updated once
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
