@@ -383,10 +383,17 @@ class Trainer:
     from gflow.layers.shared_trace import shared_trace_scope
     c = self.config.train
     stack = contextlib.ExitStack()
-    stack.enter_context(shared_trace_scope(bool(c.get("shared_traces", False))))
+    stack.enter_context(shared_trace_scope(bool(c.get("shared_traces", False))
+                                           and not self._replicas_sync_in_forward()))
     stack.enter_context(recompute_scope(bool(c.get("remat", False)),
                                         xla=getattr(self, "_xla", False)))
     return stack
+
+  def _replicas_sync_in_forward(self):
+    """True when several replicas all-reduce inside the forward pass (synchronized
+    BatchNorm): a shared trace is a nested function, which cannot hold MirroredStrategy's
+    merge_call, so those runs unroll their modules."""
+    return self.strategy.num_replicas_in_sync > 1 and _syncs_replicas(self.model.layer)
 
   def _finite(self, loss, grads):
     """True on every replica iff the loss and every gradient are finite on all replicas."""
@@ -462,10 +469,13 @@ class Trainer:
     (synchronized BatchNorm) then runs without XLA."""
     replica_step = self._replica_step
     jit = self.config.train.jit_compile
-    if jit and self.strategy.num_replicas_in_sync > 1 and _syncs_replicas(self.model.layer):
+    if jit and self._replicas_sync_in_forward():
       self._log("XLA is off for this multi-replica run: the model's synchronized "
                 "BatchNorm reduces over replicas inside the forward pass.")
       jit = False
+    if self.config.train.get("shared_traces", False) and self._replicas_sync_in_forward():
+      self._log("Shared traces are off for this multi-replica run: the model's "
+                "synchronized BatchNorm reduces over replicas inside each module.")
     self._xla = bool(jit)
     if jit and self.strategy.num_replicas_in_sync == 1:
       replica_step = tf.function(self._replica_step, jit_compile=True)
