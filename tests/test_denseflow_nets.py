@@ -197,3 +197,31 @@ def test_bad_arguments():
     nets.DenseFlowCouplingNet(0)
   with pytest.raises(ValueError, match="growth >= 1"):
     nets.DenseBlock(4, growth=0)
+
+
+def test_mixed_bfloat16_reaches_every_network_of_denseflow_and_no_flow_map():
+  """network_dtype: the intra-unit couplings, the g networks and the dequantizer's
+  networks compute in bfloat16; ActNorm, the 1x1 convolutions, the dequantizer's own
+  base and every variable stay float32, and the bound is float32 and finite."""
+  import keras
+
+  from gflow import layers as gl
+  from gflow.noise import Noise
+  from gflow.train.trainer import build_model
+  from tests.test_denseflow import tiny_config
+  c = tiny_config()
+  c.model.network_dtype = "mixed_bfloat16"
+  model = build_model(c, (8, 8, 1))
+  layers = model.layer._flatten_layers()
+  convs = [l for l in layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
+  paths = {l.path: l.compute_dtype for l in convs}
+  assert any("g_1" in p for p in paths) and any("dequantizer" in p for p in paths), paths
+  assert set(paths.values()) == {"bfloat16"}, {p: d for p, d in paths.items()
+                                              if d != "bfloat16"}
+  maps = [l for l in layers if isinstance(l, (gl.ActNormLayer, gl.Conv1x1Layer,
+                                               gl.VariationalDequantization))]
+  assert maps and {l.compute_dtype for l in maps} == {"float32"}
+  assert {v.dtype for v in model.layer.variables} <= {"float32", "bool", "int32"}
+  x = tf.cast(tf.random.stateless_uniform([4, 8, 8, 1], [1, 2], 0, 256, tf.int32), tf.float32)
+  bpd = model.bits_per_dim(x + 0.5, seed=Noise([3, 4]), training=True)
+  assert bpd.dtype == tf.float32 and np.all(np.isfinite(bpd.numpy()))

@@ -29,10 +29,12 @@ class CrossUnitBlock(StochasticFlowLayer):
   `units` are flow layers (bijective `FlowLayer`s) built here for C, C + k,
   C + 2k, … channels. `augment=False` keeps the width (a plain flow);
   `preconditioned=False` appends white noise (no g, the Table 4 ablation).
+  `network_dtype` (e.g. "mixed_bfloat16") is the g networks' dtype policy; their
+  outputs are cast to the representation's dtype before they enter the bound.
   """
 
   def __init__(self, units, growth, augment=True, preconditioned=True, context="all",
-               **kwargs):
+               network_dtype=None, **kwargs):
     super().__init__(**kwargs)
     if not units:
       raise ValueError("CrossUnitBlock needs at least one unit.")
@@ -45,6 +47,7 @@ class CrossUnitBlock(StochasticFlowLayer):
     self.augment = augment
     self.preconditioned = preconditioned
     self.context = context
+    self.network_dtype = network_dtype
     self.noise_nets = []
 
   def _widths(self, c):
@@ -65,7 +68,8 @@ class CrossUnitBlock(StochasticFlowLayer):
       reps = [c] + widths[:-1]
       self.noise_nets = []
       for i in range(1, len(self.units)):
-        net = CrossUnitNet(self.growth, name=f"g_{i}")
+        net = CrossUnitNet(self.growth, dtype=self.network_dtype or self.dtype_policy,
+                           name=f"g_{i}")
         in_c = sum(reps[:i]) if self.context == "all" else reps[i - 1]
         net.build((*rest, in_c))
         self.noise_nets.append(net)
@@ -127,4 +131,5 @@ class CrossUnitBlock(StochasticFlowLayer):
 
   def get_config(self):
     return {**super().get_config(), "growth": self.growth, "augment": self.augment,
-            "preconditioned": self.preconditioned, "context": self.context}
+            "preconditioned": self.preconditioned, "context": self.context,
+            "network_dtype": self.network_dtype}

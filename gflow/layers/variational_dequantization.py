@@ -45,7 +45,7 @@ class VariationalDequantization(keras.layers.Layer):
   """
 
   def __init__(self, num_levels=256, num_steps=4, context_channels=64, width=64, depth=4,
-               growth=64, lu=True, **kwargs):
+               growth=64, lu=True, network_dtype=None, **kwargs):
     super().__init__(**kwargs)
     if not isinstance(num_levels, int) or num_levels < 2:
       raise ValueError(f"VariationalDequantization needs an int num_levels >= 2; "
@@ -63,11 +63,16 @@ class VariationalDequantization(keras.layers.Layer):
     self.depth = depth
     self.growth = growth
     self.lu = lu
-    policy = self.dtype_policy
+    self.network_dtype = network_dtype
     self.context_net = DequantizationContextNet(context_channels, num_levels=num_levels,
-                                                dtype=policy)
-    self.convs = [Conv1x1Layer(lu=lu, dtype=policy) for _ in range(num_steps + 1)]
+                                                dtype=self._network_policy())
+    self.convs = [Conv1x1Layer(lu=lu, dtype=self.dtype_policy) for _ in range(num_steps + 1)]
     self.coupling_nets = []
+
+  def _network_policy(self):
+    """The networks' dtype policy: `network_dtype` (e.g. mixed_bfloat16), else the
+    layer's own (the flow's maps and log-dets keep the layer's)."""
+    return self.network_dtype or self.dtype_policy
 
   def _check_shape(self, shape):
     shape = tuple(shape)
@@ -85,7 +90,7 @@ class VariationalDequantization(keras.layers.Layer):
     half = 2 * c  # the coupling splits the 4C channels into two halves of 2C
     self.coupling_nets = [
         DequantizationCouplingNet(2 * half, width=self.width, depth=self.depth,
-                                  growth=self.growth, dtype=self.dtype_policy)
+                                  growth=self.growth, dtype=self._network_policy())
         for _ in range(self.num_steps)]
     for net in self.coupling_nets:
       net.build(noise_shape[:-1] + (half,), context_shape)
@@ -161,4 +166,5 @@ class VariationalDequantization(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "num_levels": self.num_levels,
             "num_steps": self.num_steps, "context_channels": self.context_channels,
-            "width": self.width, "depth": self.depth, "growth": self.growth, "lu": self.lu}
+            "width": self.width, "depth": self.depth, "growth": self.growth, "lu": self.lu,
+            "network_dtype": self.network_dtype}

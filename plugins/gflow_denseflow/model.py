@@ -52,7 +52,7 @@ def coupling_network_fn(model_config):
 
 
 def build_denseflow(units, modules, growth, network_fn, augment=True, preconditioned=True,
-                    context="all"):
+                    context="all", network_dtype=None):
   """The DenseFlow flow layer: `units[b]` units of `modules[b]` modules in block b.
 
   `network_fn` is the coupling-network factory, or a callable of the block index
@@ -76,7 +76,7 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
                             for _ in range(modules[b])],
                            name=f"block{b}_unit{u}") for u in range(units[b])],
         growth, augment=augment, preconditioned=preconditioned, context=context,
-        name=f"block{b}")
+        network_dtype=network_dtype, name=f"block{b}")
     if inner is None:  # the last block: scored by a learned per-channel Gaussian
       stack = [block, gl.LearnedPriorLayer(per_channel=True, name="top_prior")]
     else:
@@ -102,14 +102,16 @@ def build_model(model_config, event_shape):
                      f"{h}x{w} is not divisible.")
   check_choice(c.dequantization, DEQUANTIZATIONS, "dequantization (model.dequantization)")
   sharing = SharingGroups.from_config(coupling_network_fn(c), c)
+  network_dtype = c.get("network_dtype") or None  # every network: couplings, g, dequantizer
   flow = build_denseflow(tuple(c.units), tuple(c.modules), c.growth, sharing,
                          augment=c.augment, preconditioned=c.preconditioned,
-                         context=c.noise_context)
+                         context=c.noise_context, network_dtype=network_dtype)
   dequantizer = None
   if c.dequantization == "variational":
     d = c.dequantizer
     dequantizer = gl.VariationalDequantization(
         num_levels=c.num_levels, num_steps=d.steps, context_channels=d.context_channels,
-        width=d.width, depth=d.depth, growth=d.growth, name="dequantizer")
+        width=d.width, depth=d.depth, growth=d.growth,
+        network_dtype=network_dtype, name="dequantizer")
   return AugmentedFlow(flow, event_shape, dequantizer=dequantizer, num_levels=c.num_levels,
                        name="DenseFlow")
