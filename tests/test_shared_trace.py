@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gflow.layers import recompute_scope
 from gflow.layers.shared_trace import shared_trace_scope
 from gflow.noise import Noise
 from gflow.train.trainer import build_model
@@ -23,11 +22,11 @@ def denseflow():
   return model, x
 
 
-def _run(model, x, shared, remat=False):
+def _run(model, x, shared):
   variables = list(model.trainable_variables)
 
   def fn(x, seed):
-    with tf.GradientTape() as tape, shared_trace_scope(shared), recompute_scope(remat):
+    with tf.GradientTape() as tape, shared_trace_scope(shared):
       loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
     return loss, tape.gradient(loss, variables)
   concrete = tf.function(fn).get_concrete_function(x, tf.constant([3, 4]))
@@ -39,23 +38,22 @@ def _run(model, x, shared, remat=False):
       calls
 
 
-@pytest.mark.parametrize("remat", [False, True], ids=["plain", "remat"])
-def test_shared_traces_give_the_unrolled_loss_gradients_and_statistics(denseflow, remat):
+def test_shared_traces_give_the_unrolled_loss_gradients_and_statistics(denseflow):
+  """(With remat on top: tests/test_remat.py, which runs DenseFlow in shared traces.)"""
   model, x = denseflow
   start = [v.numpy() for v in model.layer.variables]
   results = []
   for shared in (False, True):
     for v, value in zip(model.layer.variables, start):
       v.assign(value)
-    results.append(_run(model, x, shared, remat))
+    results.append(_run(model, x, shared))
   (loss0, grads0, stats0, ops0, calls0), (loss1, grads1, stats1, ops1, calls1) = results
   initial = [s for s, v in zip(start, model.layer.variables) if "moving_" in v.path]
   assert min(np.abs(a - b).max() for a, b in zip(stats0, initial)) > 1e-4  # stats moved
   assert max(np.abs(g).max() for g in grads0) > 1e-2
   # 4 modules in 2 signatures: each module calls its signature's function, and its
-  # gradient function (with remat, the recomputation and its gradient instead)
-  assert calls0 == 0 and calls1 == (12 if remat else 8) and ops1 < 0.6 * ops0, (
-      calls0, calls1, ops0, ops1)
+  # gradient function
+  assert calls0 == 0 and calls1 == 8 and ops1 < 0.6 * ops0, (calls0, calls1, ops0, ops1)
   np.testing.assert_allclose(loss1, loss0, rtol=1e-6)
   for g1, g0, v in zip(grads1, grads0, model.trainable_variables):
     np.testing.assert_allclose(g1, g0, rtol=1e-4, atol=1e-6 * np.abs(g0).max() + 1e-9,
