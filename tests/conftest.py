@@ -84,6 +84,24 @@ SLOW_CASES = {
     # remat under XLA (30 s: the graph case runs by default; XLA adds an optimisation
     # barrier before the recomputation)
     "test_remat.py::test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics[xla]",
+    # Glow's parts on 2 logical devices (parts on one device run by default; with
+    # -m slow the trainer's per-part device placement, for Glow and DenseFlow)
+    "test_parts.py::test_parts_on_two_logical_devices_compute_what_one_device_computes"
+    "[glow]",
+    # resume inside part 2's phase (the plain trainer's kill-and-resume and the refused
+    # changed schedule, which reads the checkpointed phase, run by default)
+    "test_parts.py::test_sequential_parts_resume_inside_a_phase_to_the_uninterrupted_"
+    "weights",
+    # DenseFlow trained in parts through the trainer (its parts' bounds, sums, gradient
+    # isolation, and Glow's parts in the trainer run by default)
+    "test_parts.py::test_denseflow_trains_in_parts_each_part_learns_while_the_other_stays",
+    # fine-tuning a trained DenseFlow (the fine-tune refusals run by default)
+    "test_denseflow.py::test_finetune_starts_from_the_trained_weights_at_the_finetune_rate",
+    # a thousand samples in chunks at batch one (the sample round trip runs by default)
+    "test_denseflow.py::test_a_thousand_samples_in_chunks_at_batch_one",
+    # Glow under MultiWorkerMirroredStrategy (Glow's 2 logical replicas run by default
+    # through the same trainer step; the strategy itself only with -m slow)
+    "test_distributed.py::test_two_worker_processes_equal_one[glow]",
     # a missing checkpoint index (a garbage index runs by default)
     "test_work_is_kept.py::test_a_damaged_index_resumes_from_the_newest_checkpoint"
     "[missing index]",
