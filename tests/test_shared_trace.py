@@ -11,6 +11,13 @@ from gflow.train.trainer import build_model
 from tests.test_denseflow import tiny_config as denseflow_tiny_config
 
 
+def _graph(model, x):
+  def fn(x, seed):
+    with shared_trace_scope():
+      return tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
+  return tf.function(fn).get_concrete_function(x, tf.constant([3, 4])).graph
+
+
 @pytest.fixture(scope="module")
 def denseflow():
   """Block 1: one unit of 3 modules of the same shape; block 2: one module."""
@@ -60,3 +67,6 @@ def test_shared_traces_give_the_unrolled_loss_gradients_and_statistics(denseflow
                                err_msg=v.path)
   for a, b in zip(stats1, stats0):  # each module's own statistics, updated once
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assigns = [op for op in _graph(model, x).get_operations() if op.type == "AssignVariableOp"]
+  norms = [v for v in model.layer.variables if "moving_" in v.path]
+  assert len(assigns) == len(norms), (len(assigns), len(norms))  # statistics only

@@ -76,9 +76,11 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
     def fn(x, values, conditioning):
       mapping = list(zip(template_vars, values))
       with keras.StatelessScope(state_mapping=mapping) as stateless:
+        before = [stateless.get_current_value(v) for v in template_vars]
         y, log_det = run(template, x, conditioning)
-      news = [stateless.get_current_value(v) for v in template_vars]
-      updated[:] = [j for j, n in enumerate(news) if n is not None]
+        news = [stateless.get_current_value(v) for v in template_vars]
+      # only the variables the pass assigned (BatchNorm's statistics) come back
+      updated[:] = [j for j, (a, b) in enumerate(zip(before, news)) if b is not a]
       return y, tf.convert_to_tensor(log_det, y.dtype), [news[j] for j in updated]
     entry = scope["functions"][key] = (
         tf.function(fn, jit_compile=scope["jit_compile"], autograph=False), updated)
