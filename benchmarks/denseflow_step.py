@@ -64,7 +64,7 @@ def run_cell(args):
   from gflow.layers import recompute_scope
   from gflow.layers.shared_trace import shared_trace_scope
   from gflow.noise import Noise
-  from gflow.train.trainer import build_model
+  from gflow.train.trainer import OPTIMIZERS, build_model
 
   name, batch, xla, remat, shared = args.cell.split(",")
   batch, xla, remat, shared = int(batch), xla == "on", remat == "on", shared == "on"
@@ -77,7 +77,7 @@ def run_cell(args):
                   tf.float32)
   model.initialize(x)
   variables = list(model.trainable_variables)
-  opt = keras.optimizers.Adamax(1e-3)
+  opt = OPTIMIZERS["adamax"](1e-3)  # what gflow-train uses
   opt.build(variables)
   built = time.perf_counter() - t0
 

@@ -14,6 +14,12 @@ function with its own variables' values. Variable updates made inside (BatchNorm
 moving statistics) come back as outputs and are assigned to the calling module's
 variables. Gradients reach each module's own variables through the reads of its
 values. The results equal the unrolled pass's.
+
+The functions are marked `_noinline`: TensorFlow would otherwise inline every call
+back into the step before Grappler optimises it, so the runtime would still see
+(and optimise) every module's operations; kept as calls, each signature's forward
+and backward functions are optimised once (`_as_bits` keeps Grappler from
+specialising them per call site).
 """
 
 import contextlib
@@ -81,13 +87,27 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
         news = [stateless.get_current_value(v) for v in template_vars]
       # only the variables the pass assigned (BatchNorm's statistics) come back
       updated[:] = [j for j, (a, b) in enumerate(zip(before, news)) if b is not a]
-      return y, tf.convert_to_tensor(log_det, y.dtype), [news[j] for j in updated]
+      return y, tf.convert_to_tensor(log_det, y.dtype), [_as_bits(news[j]) for j in updated]
     entry = scope["functions"][key] = (
-        tf.function(fn, jit_compile=scope["jit_compile"], autograph=False), updated)
+        tf.function(fn, jit_compile=scope["jit_compile"], autograph=False,
+                    experimental_attributes={"_noinline": True}), updated)
   fn, updated = entry
   variables = list(layer.variables)
   values = [tf.convert_to_tensor(v.value) for v in variables]
   y, log_det, news = fn(x, values, conditioning)
   for j, new in zip(updated, news):
-    variables[j].assign(new)
+    variables[j].assign(tf.bitcast(new, variables[j].dtype) if new.dtype.is_integer else new)
   return y, log_det
+
+
+def _as_bits(value):
+  """A float tensor as integers of its width, bit for bit. The statistics leave the
+  shared function as integers: a float output has no gradient here, and the tape
+  would feed its backward function a fresh zero constant per call, which Grappler
+  then specialises per call site (one optimised copy of the backward function per
+  module, undoing the sharing); an integer output is not differentiable, so it gets
+  none."""
+  bits = {2: tf.int16, 4: tf.int32, 8: tf.int64}
+  if not value.dtype.is_floating:
+    return value
+  return tf.bitcast(value, bits[value.dtype.size])

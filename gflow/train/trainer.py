@@ -38,6 +38,7 @@ from gflow.train.checkpoint import check_model_entries, model_variables, trackab
 from gflow.train.best import BestCheckpoint
 from gflow.train.checkpoint_files import intact_latest
 from gflow.train.ema import EMA
+from gflow.train.fused_optimizers import FusedAdam, FusedAdamax
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
 from gflow.train.parts_schedule import PartsSchedule
@@ -51,7 +52,8 @@ __all__ = ["Trainer", "CheckpointWriteError", "TrainingDiverged", "TrainingInter
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"  # what the model was built for (event shape, data)
 _TRAIN_NOISE, _INIT_NOISE = 1, 2  # noise streams of the training step and the init
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax}
+# Keras' Adam and Adamax, each variable updated by one fused kernel (gflow.train.fused_optimizers)
+OPTIMIZERS = {"adam": FusedAdam, "adamax": FusedAdamax}
 POLICIES = ("", "float32", "mixed_bfloat16", "mixed_float16")
 
 

@@ -1,0 +1,78 @@
+"""FusedAdam and FusedAdamax: Keras' updates, one kernel per variable."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gflow.train.fused_optimizers import FusedAdam, FusedAdamax
+
+SHAPES = [(3, 4), (5,), ()]
+PAIRS = [(keras.optimizers.Adam, FusedAdam), (keras.optimizers.Adamax, FusedAdamax)]
+
+
+def _variables():
+  return [keras.Variable(np.random.default_rng(i).normal(size=s).astype("float32"), name=f"v{i}")
+          for i, s in enumerate(SHAPES)]
+
+
+def _train(cls, steps=6, **kwargs):
+  """`steps` compiled updates of a loss whose gradient changes every step, with a
+  decaying learning rate; returns the variables and the optimizer's slots."""
+  variables = _variables()
+  schedule = keras.optimizers.schedules.ExponentialDecay(0.05, 2, 0.5)
+  opt = cls(learning_rate=schedule, **kwargs)
+  opt.build(variables)
+
+  @tf.function
+  def step(i):
+    with tf.GradientTape() as tape:
+      scale = 1.0 + tf.cast(i, tf.float32)
+      loss = sum(tf.reduce_sum(tf.sin(v * scale)) for v in variables)
+    opt.apply(tape.gradient(loss, variables), variables)
+  for i in range(steps):
+    step(tf.constant(i))
+  return [v.numpy() for v in variables], [v.numpy() for v in opt.variables], opt, step
+
+
+@pytest.mark.parametrize("keras_cls,fused_cls", PAIRS, ids=["adam", "adamax"])
+def test_fused_update_equals_keras_update(keras_cls, fused_cls):
+  expected, expected_slots, _, _ = _train(keras_cls)
+  got, got_slots, _, _ = _train(fused_cls)
+  start = [v.numpy() for v in _variables()]
+  moved = max(np.max(np.abs(e - s)) for e, s in zip(expected, start))
+  assert moved > 1e-2  # positive control: far beyond the tolerance below
+  for e, g in zip(expected + expected_slots, got + got_slots):
+    np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("keras_cls,fused_cls", PAIRS, ids=["adam", "adamax"])
+def test_one_kernel_per_variable(keras_cls, fused_cls):
+  def update_ops(cls):
+    *_, step = _train(cls, steps=1)
+    return [op.type for op in step.get_concrete_function(tf.constant(0)).graph.get_operations()]
+  fused, plain = update_ops(fused_cls), update_ops(keras_cls)
+  kernel = "ResourceApplyAdam" if fused_cls is FusedAdam else "ResourceApplyAdaMax"
+  assert fused.count(kernel) == len(SHAPES) and kernel not in plain
+  assigns = lambda ops: sum(t.startswith("Assign") for t in ops)  # noqa: E731
+  assert assigns(plain) == 3 * len(SHAPES) + 1  # m, v and θ per variable; the step count
+  assert assigns(fused) == 1  # the step count: every other update is inside the kernels
+
+
+def test_amsgrad_keeps_keras_update():
+  expected, expected_slots, _, _ = _train(keras.optimizers.Adam, amsgrad=True)
+  got, got_slots, _, _ = _train(FusedAdam, amsgrad=True)
+  for e, g in zip(expected + expected_slots, got + got_slots):
+    np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-6)
+
+
+def test_checkpoints_are_keras_checkpoints(tmp_path):
+  """A Keras Adamax checkpoint restores into FusedAdamax (same slots, same keys)."""
+  _, slots, opt, _ = _train(keras.optimizers.Adamax, steps=2)
+  path = tf.train.Checkpoint(optimizer=opt).save(str(tmp_path / "ckpt"))
+  fused = FusedAdamax(learning_rate=keras.optimizers.schedules.ExponentialDecay(0.05, 2, 0.5))
+  fused.build(_variables())
+  tf.train.Checkpoint(optimizer=fused).restore(path).assert_existing_objects_matched()
+  assert int(fused.iterations.numpy()) == 2
+  for e, g in zip(slots, fused.variables):
+    np.testing.assert_array_equal(g.numpy(), e)
