@@ -40,6 +40,11 @@ Contract (checked by `check_model`):
   leading axis of n when given.
 * `outputs`: a `gflow.io.OutputWriter` that writes such samples to files (PNG
   grid, WAV files) and to TensorBoard.
+* Optional `autograph` (default True): whether the trainer traces `loss` and
+  `initialize` with autograph. A model whose code has no Python control flow on
+  tensors (`tf.cond` and `tf.while_loop` written out, as in all of gflow's
+  models) sets False: autograph converts every function a trace calls, which
+  was a quarter of DenseFlow's tracing time.
 """
 
 import typing
@@ -83,6 +88,7 @@ class LayerModel:
   loss_name = "loss"
   figure_units = {}
   higher_is_better = frozenset()
+  autograph = True  # see the module docstring
 
   def __init__(self, layer, outputs):
     self._layer = layer

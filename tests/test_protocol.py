@@ -77,6 +77,18 @@ def test_glow_and_denseflow_follow_the_protocol(tiny_config):
     assert model.generate(3, seed=[0, 1]).dtype == tf.uint8
 
 
+def test_gflow_models_trace_without_autograph_and_other_models_with_it():
+  """gflow's models opt out of autograph (their traces are faster); a plugin's model
+  keeps it by default: the cond1d test model's loss has an `if` on a tensor, and it
+  learns through gflow-train (test_a_model_of_another_kind_learns_through_gflow_train)."""
+  from gflow_waveflow.model import WaveFlow
+
+  from gflow.score import ScoreModel
+  for cls in (gflow.Flow, gflow.AugmentedFlow, ScoreModel, WaveFlow):
+    assert cls.autograph is False, cls
+  assert gflow.model.LayerModel.autograph is True
+
+
 def test_a_builder_returning_something_else_is_named():
   with pytest.raises(TypeError, match=r"plugin 'mine' built \(object\) lacks layer, "
                      r"trainable_variables, outputs, loss_name.*gflow model protocol"):

@@ -37,6 +37,7 @@ class LayerDistribution(tfd.Distribution):
 
   loss_name = "bits/dim"
   figure_units = {}  # bits/dim is its own unit
+  autograph = False  # no Python control flow on tensors (gflow.model)
 
   def __init__(self, layer, event_shape, parameters, validate_args, name):
     self._layer = layer

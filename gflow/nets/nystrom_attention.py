@@ -76,9 +76,12 @@ class NystromAttention(keras.layers.Layer):
     else:
       self._check_pixels(x.shape)
       n, m = tf.shape(q)[1], self.num_landmarks
-      if x.shape[-3] is None or x.shape[-2] is None:  # checked when the graph runs
-        tf.debugging.assert_equal(n % m, 0, message=f"NystromAttention needs H·W "
-                                  f"divisible by num_landmarks={m}")
+      if x.shape[-3] is None or x.shape[-2] is None:  # checked when the graph runs,
+        # before the reshape that would fail with a less helpful message
+        check = tf.debugging.assert_equal(n % m, 0, message=f"NystromAttention needs H·W "
+                                          f"divisible by num_landmarks={m}")
+        with tf.control_dependencies([check]):
+          n = tf.identity(n)
       segments = [shape[0], m, n // m, self.embed_dim]  # m contiguous runs of tokens
       q_m = tf.reduce_mean(tf.reshape(q, segments), axis=2)
       k_m = tf.reduce_mean(tf.reshape(k, segments), axis=2)

@@ -53,6 +53,8 @@ class ScoreModel(LayerModel):
     each compiled chunk of levels; `network_evaluations` counts a run's score calls.
   """
 
+  autograph = False  # no Python control flow on tensors (gflow.model)
+
   loss_name = "dsm"
   figure_units = {}
 

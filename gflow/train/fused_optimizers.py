@@ -33,6 +33,7 @@ class _FusedUpdate:
   def _fusable(self, grads_and_vars):
     return all(isinstance(g, tf.Tensor) and g.dtype == v.dtype for g, v in grads_and_vars)
 
+  @tf.autograph.experimental.do_not_convert  # plain Python: autograph would convert it per call
   def _backend_update_step(self, grads, trainable_variables, learning_rate):
     variables = [v.value if isinstance(v, backend.Variable) else v
                  for v in trainable_variables]
@@ -78,6 +79,7 @@ class FusedAdam(_FusedUpdate, keras.optimizers.Adam):
                 beta2_power=tf.pow(tf.cast(self.beta_2, tf.float32), step),
                 epsilon=tf.constant(self.epsilon, tf.float32))
 
+  @tf.autograph.experimental.do_not_convert
   def _apply_one(self, var, grad, scalars):
     m, v = self._slots(var)
     s = self._cast(scalars, var.dtype)
@@ -100,6 +102,7 @@ class FusedAdamax(_FusedUpdate, keras.optimizers.Adamax):
                 beta1_power=tf.pow(tf.cast(self.beta_1, tf.float32), step),
                 epsilon=tf.constant(self.epsilon, tf.float32))
 
+  @tf.autograph.experimental.do_not_convert
   def _apply_one(self, var, grad, scalars):
     m, u = self._slots(var)
     s = self._cast(scalars, var.dtype)

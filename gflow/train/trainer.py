@@ -14,6 +14,7 @@ continues exactly as the uninterrupted run would have.
 
 import contextlib
 import datetime
+import functools
 import glob
 import json
 import math
@@ -350,7 +351,7 @@ class Trainer:
 
     def init(b):
       self.model.initialize(b, seed=self._noise(b, _INIT_NOISE, n))
-    self.strategy.run(tf.function(init), args=(batch,))
+    self.strategy.run(tf.function(init, autograph=self._autograph), args=(batch,))
     self._log(f"Initialised from data ({n} examples).")
 
   def _noise(self, batch, stream, global_batch):
@@ -390,6 +391,12 @@ class Trainer:
     stack.enter_context(recompute_scope(bool(c.get("remat", False)),
                                         xla=getattr(self, "_xla", False)))
     return stack
+
+  @property
+  def _autograph(self):
+    """Whether the training functions are traced with autograph: the model says
+    (`gflow.model`: `autograph`, default True)."""
+    return bool(getattr(self.model, "autograph", True))
 
   def _replicas_sync_in_forward(self):
     """True when several replicas all-reduce inside the forward pass (synchronized
@@ -480,7 +487,8 @@ class Trainer:
                 "synchronized BatchNorm reduces over replicas inside each module.")
     self._xla = bool(jit)
     if jit and self.strategy.num_replicas_in_sync == 1:
-      replica_step = tf.function(self._replica_step, jit_compile=True)
+      replica_step = tf.function(self._replica_step, jit_compile=True,
+                                 autograph=self._autograph)
     elif jit:
       compiled = {}  # per replica: a trace captures that replica's variable copies
 
@@ -488,11 +496,12 @@ class Trainer:
         ctx = tf.distribute.get_replica_context()
         rid = int(tf.get_static_value(ctx.replica_id_in_sync_group))
         if rid not in compiled:
-          compiled[rid] = tf.function(self._loss_and_grads, jit_compile=True)
+          compiled[rid] = tf.function(self._loss_and_grads, jit_compile=True,
+                                      autograph=self._autograph)
         loss, grads = compiled[rid](batch)
         return loss, self._checked_apply(loss, grads)
 
-    @tf.function
+    @functools.partial(tf.function, autograph=self._autograph)
     def step(iterator):
       loss, applied = self.strategy.run(replica_step, args=(next(iterator),))
       # The flag is the same on every replica (per replica, or one merged value).
@@ -535,9 +544,9 @@ class Trainer:
       total = tf.reduce_sum(tf.gather(losses, list(phase.active)))
       return losses, self._checked_apply(total, grads, groups)
     if jit:
-      replica_step = tf.function(replica_step, jit_compile=True)
+      replica_step = tf.function(replica_step, jit_compile=True, autograph=self._autograph)
 
-    @tf.function
+    @functools.partial(tf.function, autograph=self._autograph)
     def step(iterator):
       losses, applied = self.strategy.run(replica_step, args=(next(iterator),))
       applied = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(applied)))

@@ -75,6 +75,8 @@ class WaveFlow(LayerModel):
   sample; samples are written as WAV files.
   """
 
+  autograph = False  # no Python control flow on tensors (gflow.model)
+
   loss_name = "nats/sample"
   figure_units = {"log-likelihood": "nats/sample"}
   higher_is_better = frozenset({"log-likelihood"})

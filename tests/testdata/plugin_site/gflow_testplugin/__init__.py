@@ -104,7 +104,12 @@ class ConditionalSignalFlow(gflow.model.LayerModel):
     return -0.5 * tf.reduce_sum(tf.square(z) + math.log(2 * math.pi), axis=-1) + ldj
 
   def loss(self, batch, seed, training=False):
-    return -self.log_prob(batch["x"], batch["conditioning"], training) / self.length
+    loss = -self.log_prob(batch["x"], batch["conditioning"], training) / self.length
+    # Python control flow on a tensor, as a plugin author may write it: this model
+    # leaves `autograph` at its default (True), so the trainer's trace converts it
+    if tf.reduce_any(loss > 1e30):
+      loss = tf.minimum(loss, 1e30)
+    return loss
 
   def evaluate(self, batch, seed, num_samples=1, chunk_size=None):
     if num_samples != 1:
