@@ -8,8 +8,10 @@ mode) → gradients → one Adamax update, in one `tf.function`
 (`jit_compile` off/on), with `--remat` on/off (`train.remat`: each glow-like
 module recomputed in the backward pass) and `--shared_traces` on/off
 (`train.shared_traces`: one trace per distinct module, the DenseFlow default). The
-step is traced and warmed up `--warmup` times ("compile s"; "1st step s" counts from
-the process's start: imports, build, init, tracing, compiling), then
+step is built and initialised ("build s"), traced ("trace s": the Python trace and
+the gradient graph) and warmed up `--warmup` times ("compile s", counted from the
+start of the trace: tracing, Grappler or XLA, the first run); "1st step s" counts from
+the process's start (imports, build, init, trace, compile, first run). Then
 `--iters` steps are timed with `.numpy()` on each loss. Sampling draws
 `--samples` images at temperature 1 in one `tf.function` (XLA off), timed
 after one warm-up call.
@@ -88,8 +90,10 @@ def run_cell(args):
     opt.apply(tape.gradient(loss, variables), variables)
     return loss
 
-  step = tf.function(step, jit_compile=xla)
+  step = tf.function(step, jit_compile=xla, autograph=model.autograph)  # as gflow-train
   t0 = time.perf_counter()
+  step.get_concrete_function(x, tf.constant([0, 0]))
+  traced = time.perf_counter() - t0
   for i in range(args.warmup):
     step(x, tf.constant([i, 0])).numpy()
   first = time.perf_counter() - t0
@@ -101,7 +105,7 @@ def run_cell(args):
     times.append(time.perf_counter() - t0)
   out = dict(config=name, batch=batch, xla=xla, remat=remat, shared=shared,
              params=int(sum(np.prod(v.shape) for v in variables)),
-             build_s=built, compile_s=first, first_step_s=to_first_step,
+             build_s=built, trace_s=traced, compile_s=first, first_step_s=to_first_step,
              step_s=float(np.median(times)), loss=loss)
   if args.samples:
     sample = tf.function(lambda seed: model.sample(args.samples, seed=seed))
@@ -123,7 +127,8 @@ def main():
         f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}")
   print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
   print(f"{'config':7} {'batch':>5} {'xla':>4} {'remat':>5} {'shared':>6} {'params':>12} {'s/step':>8} {'img/s':>7} "
-        f"{'compile s':>9} {'1st step s':>10} {'sample s':>8} {'peak GiB':>8}")
+        f"{'build s':>7} {'trace s':>7} {'compile s':>9} {'1st step s':>10} {'sample s':>8} "
+        f"{'peak GiB':>8}")
   for name in args.configs.split(","):
     for batch in args.batches.split(","):
       for xla in args.xla.split(","):
@@ -144,7 +149,8 @@ def main():
           r = json.loads(proc.stdout.strip().splitlines()[-1])
           sample = f"{r['sample_s']:8.2f}" if "sample_s" in r else f"{'-':>8}"
           print(f"{name:7} {batch:>5} {xla:>4} {remat:>5} {shared:>6} {r['params']:>12,} "
-                f"{r['step_s']:8.2f} {r['batch'] / r['step_s']:7.2f} {r['compile_s']:9.1f} "
+                f"{r['step_s']:8.2f} {r['batch'] / r['step_s']:7.2f} {r['build_s']:7.1f} "
+                f"{r['trace_s']:7.1f} {r['compile_s']:9.1f} "
                 f"{r['first_step_s']:10.1f} "
                 f"{sample} {r['peak_gib']:8.2f}", flush=True)
 
