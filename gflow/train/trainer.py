@@ -353,7 +353,7 @@ class Trainer:
       self.model.initialize(b, seed=self._noise(b, _INIT_NOISE, n))
     # Eager: it runs once, and tracing a deep model's forward pass (unshared: each
     # ActNorm fits its own statistics) for Grappler costs more than running it
-    # (DenseFlow-74-10: ~30 s traced and optimised, ~9 s eager).
+    # (DenseFlow-74-10 in gflow-train: initialised 56 s after launch traced, 29 s eager).
     self.strategy.run(init, args=(batch,))
     self._log(f"Initialised from data ({n} examples).")
 
@@ -438,67 +438,48 @@ class Trainer:
     if self.ema is not None:
       self.ema.update()
 
-  def _update_allowed(self, loss, grads):
-    """Whether this step's update may be applied: the loss and every gradient are
-    finite on all replicas (the same flag on each). A loss-scaling optimizer
-    (float16) handles overflow itself: it skips the step and lowers its scale, so
-    only a non-finite loss stops that run."""
+  def _checked_apply(self, loss, grads, groups=None):
+    """Applies the update only if the loss and all gradients are finite (decided on
+    device, before anything is written); returns that flag. A loss-scaling
+    optimizer (float16) handles overflow itself: it skips the step and lowers
+    its scale, so only a non-finite loss stops that run.
+
+    The flag is all-reduced, so every replica takes the same branch. Where the
+    strategy synchronises through `merge_call` (MirroredStrategy), the branch is
+    taken in cross-replica context (as Keras's LossScaleOptimizer does): a cond
+    in replica context cannot hold the optimizer's own merge_call.
+    """
     if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-      return self._finite(loss, [])
-    return self._finite(loss, grads)
+      finite = self._finite(loss, [])
+    else:
+      finite = self._finite(loss, grads)
 
-  def _checked_step(self, compute, groups, jit):
-    """The step as two functions, `compute(iterator)` → (global loss(es), gradients,
-    finite) and `apply(gradients)`, joined in Python: the update runs only when the
-    flag says so, decided before anything is written. (A `tf.cond` around the update
-    inside one function would capture every variable, slot and gradient into its
-    branch: for DenseFlow-45-6 that doubled the time to trace and start the step.)
+    def apply():
+      self._apply(grads, groups)
+      return tf.constant(True)
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+      return tf.cond(finite, apply, lambda: tf.constant(False))
 
-    `compute(batch)` runs per replica → (losses, grads, finite); `jit` compiles it
-    with XLA (per replica when there are several: cross-replica reductions cannot
-    sit inside a nested compiled function)."""
-    replica_compute = compute
-    if jit and self.strategy.num_replicas_in_sync == 1:
-      replica_compute = tf.function(compute, jit_compile=True, autograph=self._autograph)
-    elif jit:
-      compiled = {}  # per replica: a trace captures that replica's variable copies
+    def cross_replica(distribution, finite, grads):
+      def apply_everywhere():
+        distribution.extended.call_for_each_replica(self._apply, args=(grads, groups))
+        return tf.constant(True)
+      first = distribution.experimental_local_results(finite)[0]
+      return tf.cond(first, apply_everywhere, lambda: tf.constant(False))
+    return tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, grads))
 
-      def replica_compute(batch):
-        ctx = tf.distribute.get_replica_context()
-        rid = int(tf.get_static_value(ctx.replica_id_in_sync_group))
-        if rid not in compiled:
-          compiled[rid] = tf.function(lambda b: compute(b, check=False), jit_compile=True,
-                                      autograph=self._autograph)
-        losses, grads, _ = compiled[rid](batch)
-        return losses, grads, self._update_allowed(tf.reduce_sum(losses), grads)
-
-    @functools.partial(tf.function, autograph=self._autograph)
-    def compute_step(iterator):
-      losses, grads, finite = self.strategy.run(replica_compute, args=(next(iterator),))
-      # The flag is the same on every replica (per replica, or one merged value).
-      finite = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(finite)))
-      return self.strategy.reduce("sum", losses, axis=None), grads, finite
-
-    @functools.partial(tf.function, autograph=self._autograph)
-    def apply_step(grads):
-      def apply(grads):
-        # placed on the replica's device: a function input has none, and cross-device
-        # reductions (MultiWorkerMirroredStrategy) read their destination from it
-        self._apply([None if g is None else tf.identity(g) for g in grads], groups)
-      self.strategy.run(apply, args=(grads,))
-
-    def step(iterator):
-      losses, grads, finite = compute_step(iterator)
-      if bool(finite):
-        apply_step(grads)
-      return losses, finite
-    return step
+  def _replica_step(self, batch):
+    loss, grads = self._loss_and_grads(batch)
+    return loss, self._checked_apply(loss, grads)
 
   def _make_train_step(self):
     """The distributed step, returning (global loss, whether the update was applied).
-    With `train.jit_compile`, XLA compiles the loss and gradients (on one device, or
-    per replica); a model whose forward pass itself syncs replicas (synchronized
-    BatchNorm) then runs without XLA."""
+    With `train.jit_compile`, XLA compiles the whole step on one device; with
+    several replicas it compiles each replica's loss and gradients (cross-replica
+    reductions cannot sit inside a nested compiled function), and the all-reduce
+    and update run around it. A model whose forward pass itself syncs replicas
+    (synchronized BatchNorm) then runs without XLA."""
+    replica_step = self._replica_step
     jit = self.config.train.jit_compile
     if jit and self._replicas_sync_in_forward():
       self._log("XLA is off for this multi-replica run: the model's synchronized "
@@ -508,11 +489,28 @@ class Trainer:
       self._log("Shared traces are off for this multi-replica run: the model's "
                 "synchronized BatchNorm reduces over replicas inside each module.")
     self._xla = bool(jit)
+    if jit and self.strategy.num_replicas_in_sync == 1:
+      replica_step = tf.function(self._replica_step, jit_compile=True,
+                                 autograph=self._autograph)
+    elif jit:
+      compiled = {}  # per replica: a trace captures that replica's variable copies
 
-    def compute(batch, check=True):
-      loss, grads = self._loss_and_grads(batch)
-      return loss, grads, (self._update_allowed(loss, grads) if check else None)
-    return self._checked_step(compute, self.groups, jit)
+      def replica_step(batch):
+        ctx = tf.distribute.get_replica_context()
+        rid = int(tf.get_static_value(ctx.replica_id_in_sync_group))
+        if rid not in compiled:
+          compiled[rid] = tf.function(self._loss_and_grads, jit_compile=True,
+                                      autograph=self._autograph)
+        loss, grads = compiled[rid](batch)
+        return loss, self._checked_apply(loss, grads)
+
+    @functools.partial(tf.function, autograph=self._autograph)
+    def step(iterator):
+      loss, applied = self.strategy.run(replica_step, args=(next(iterator),))
+      # The flag is the same on every replica (per replica, or one merged value).
+      applied = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(applied)))
+      return self.strategy.reduce("sum", loss, axis=None), applied
+    return step
 
   def _parts_loss_and_grads(self, batch, phase):
     """(per-part losses [P] of this replica's share, gradients of the active groups): in a
@@ -544,11 +542,19 @@ class Trainer:
            and not self.devices)  # XLA would compile every part onto one device
     self._xla = bool(jit)
 
-    def compute(batch, check=True):
+    def replica_step(batch):
       losses, grads = self._parts_loss_and_grads(batch, phase)
       total = tf.reduce_sum(tf.gather(losses, list(phase.active)))
-      return losses, grads, (self._update_allowed(total, grads) if check else None)
-    return self._checked_step(compute, groups, jit)
+      return losses, self._checked_apply(total, grads, groups)
+    if jit:
+      replica_step = tf.function(replica_step, jit_compile=True, autograph=self._autograph)
+
+    @functools.partial(tf.function, autograph=self._autograph)
+    def step(iterator):
+      losses, applied = self.strategy.run(replica_step, args=(next(iterator),))
+      applied = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(applied)))
+      return self.strategy.reduce("sum", losses, axis=None), applied
+    return step
 
   # -- phase 5: evaluation and samples ---------------------------------------
   def evaluate(self, num_samples=1):
