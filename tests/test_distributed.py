@@ -85,8 +85,23 @@ def _assert_same_weights(a, b, replicas, actnorm=True):
            > 100 * ATOL for k, v in initial.items()]
   assert np.mean(moved) > 0.9, f"only {np.mean(moved):.0%} of the variables moved far"
   assert any(k.startswith("optimizer/") for k in a) and any(k.startswith("ema/") for k in a)
+  noise = [k for k in a if _zero_gradient(k)]
+  assert len(noise) < len(a) / 10, noise
   for k in a:  # initial (data-dependent init) and final weights, optimizer slots, EMA
-    np.testing.assert_allclose(b[k], a[k], rtol=RTOL, atol=ATOL, err_msg=k)
+    if k in noise:  # rounding noise in both runs: it only has to stay noise
+      assert np.max(np.abs(a[k])) < 1e-3 and np.max(np.abs(b[k])) < 1e-3, k
+    else:
+      np.testing.assert_allclose(b[k], a[k], rtol=RTOL, atol=ATOL, err_msg=k)
+
+
+def _zero_gradient(key):
+  """DenseFlow's attention output bias (and its EMA) feeds BatchNorm in training mode,
+  which removes any constant per channel: its gradient is zero in exact arithmetic and
+  float32 rounding noise (~1e-9) in practice, which Adamax's m / (u + 1e-7) turns into
+  steps of ~lr * g / 1e-7. Its value is then noise that differs with the order of any
+  sum, between 1 and 2 replicas as between two orders of one reduction. (Its Adamax
+  slots are ~1e-9 and compared as usual.)"""
+  return "attend..proj..bias" in key
 
 
 @pytest.fixture(scope="module", params=list(MODELS))

@@ -32,6 +32,21 @@ def test_is_checkpointed(tmp_path):
   assert int(fresh.updates.numpy()) == 1
 
 
+def test_checkpoint_keys_shadows_by_name_and_leaves_the_model_its_own(tmp_path):
+  """Only the shadows, keyed like the model, and the update count: the model's own
+  variables are not saved again under positional keys a refactor could reorder."""
+  import keras
+  variables = {"b": keras.Variable([1.0, 2.0]), "a": keras.Variable([3.0])}
+  ema = EMA(variables, decay=0.5)
+  path = tf.train.Checkpoint(ema=ema).save(str(tmp_path / "c"))
+  keys = {k for k in tf.train.load_checkpoint(path).get_variable_to_shape_map()
+          if not k.startswith(("_CHECKPOINTABLE", "save_counter"))}
+  assert keys == {"ema/shadows/a/.ATTRIBUTES/VARIABLE_VALUE",
+                  "ema/shadows/b/.ATTRIBUTES/VARIABLE_VALUE",
+                  "ema/updates/.ATTRIBUTES/VARIABLE_VALUE"}, keys
+  assert len(ema.variables) == 3
+
+
 def test_bad_decay():
   with pytest.raises(ValueError, match=r"decay must be in \(0, 1\)"):
     EMA([tf.Variable(1.0)], decay=1.0)

@@ -76,3 +76,16 @@ def test_checkpoints_are_keras_checkpoints(tmp_path):
   assert int(fused.iterations.numpy()) == 2
   for e, g in zip(slots, fused.variables):
     np.testing.assert_array_equal(g.numpy(), e)
+
+
+def test_checkpoint_leaves_the_model_weights_to_the_model(tmp_path):
+  """The optimizer saves its step, learning rate and slots, not the weights it updates
+  (Keras would save each weight again under `optimizer/_trainable_variables/<i>`)."""
+  variables = _variables()
+  opt = FusedAdamax(learning_rate=1e-3)
+  opt.build(variables)
+  path = tf.train.Checkpoint(optimizer=opt).save(str(tmp_path / "ckpt"))
+  keys = [k for k in tf.train.load_checkpoint(path).get_variable_to_shape_map()
+          if k.startswith("optimizer/")]
+  assert not [k for k in keys if "_trainable_variables" in k], keys
+  assert len(keys) == len(opt.variables) == 2 + 2 * len(variables), keys

@@ -9,6 +9,13 @@ from gflow.flows.parts import on_device
 __all__ = ["EMA"]
 
 
+class _Untracked:
+  """A list that `tf.Module` neither tracks for checkpoints nor lists in `.variables`."""
+
+  def __init__(self, items):
+    self.items = items
+
+
 class EMA(tf.Module):
   """Shadow copies s ← d_t·s + (1 − d_t)·v of `variables`.
 
@@ -34,7 +41,9 @@ class EMA(tf.Module):
                       f"so its shadows are keyed like the model's; got {type(variables).__name__}.")
     self.decay = decay
     keys = sorted(variables)
-    self._model_vars = [variables[k] for k in keys]
+    # The model's variables are the model's to checkpoint: held untracked, or the
+    # checkpoint would save each again under a positional key (`ema/_model_vars/<i>`).
+    self._targets = _Untracked([variables[k] for k in keys])
     self.shadows = {}
     for i, k in enumerate(keys):
       device = getattr(getattr(variables[k], "value", variables[k]), "device", "")
@@ -49,19 +58,19 @@ class EMA(tf.Module):
   def update(self):
     t = tf.cast(self.updates.assign_add(1), tf.float32)
     decay = tf.minimum(self.decay, (1.0 + t) / (10.0 + t))
-    for s, v in zip(self._shadow_list, self._model_vars):
+    for s, v in zip(self._shadow_list, self._targets.items):
       s.assign(decay * s + (1.0 - decay) * tf.convert_to_tensor(v))
 
   def copy_to_model(self):
-    for s, v in zip(self._shadow_list, self._model_vars):
+    for s, v in zip(self._shadow_list, self._targets.items):
       v.assign(s)
 
   @contextlib.contextmanager
   def swapped(self):
-    backup = [tf.identity(tf.convert_to_tensor(v)) for v in self._model_vars]
+    backup = [tf.identity(tf.convert_to_tensor(v)) for v in self._targets.items]
     self.copy_to_model()
     try:
       yield
     finally:
-      for b, v in zip(backup, self._model_vars):
+      for b, v in zip(backup, self._targets.items):
         v.assign(b)

@@ -30,6 +30,14 @@ __all__ = ["FusedAdam", "FusedAdamax"]
 class _FusedUpdate:
   """Mixin over a Keras TensorFlow optimizer: one kernel call per variable."""
 
+  def _trackable_children(self, save_type="checkpoint", **kwargs):
+    """The optimizer's own variables. Keras also tracks the model's weights it updates
+    (`_trainable_variables`): a checkpoint would save every weight a second time, under
+    positional keys (`optimizer/_trainable_variables/<i>`) that a refactor can reorder."""
+    children = super()._trackable_children(save_type, **kwargs)
+    children.pop("_trainable_variables", None)
+    return children
+
   def _fusable(self, grads_and_vars):
     return all(isinstance(g, tf.Tensor) and g.dtype == v.dtype for g, v in grads_and_vars)
 
