@@ -20,8 +20,11 @@ after one warm-up call.
     python benchmarks/denseflow_step.py --configs=45-6 --batches=8 --xla=off --iters=2
     python benchmarks/denseflow_step.py --configs=74-10 --batches=8,64 --xla=on --remat=off,on
 
-For scale (ISSUE 4): the reference PyTorch DenseFlow-74-10 takes about 8 s per
-step at batch 8 on a 2-core CPU with 3.8 GiB peak memory.
+Peak memory is the process's `ru_maxrss`, and per phase (build, trace, first call,
+steps, sampling) from a thread reading the resident set every 10 ms.
+
+The reference PyTorch DenseFlow, side by side: `reference_denseflow_step.py` (its
+own environment; the same cells, the same columns where they apply).
 """
 
 import argparse
@@ -51,8 +54,40 @@ def parse_args(argv=None):
   return p.parse_args(argv)
 
 
+class PhasePeaks:
+  """Peak resident memory per phase of a process, from a thread reading /proc/self/statm
+  every 10 ms (`ru_maxrss` gives only the overall peak)."""
+
+  def __init__(self):
+    import threading
+    self.phase, self.peaks = "start", {}
+    self._page = os.sysconf("SC_PAGE_SIZE")
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, daemon=True)
+    self._thread.start()
+
+  def _rss(self):
+    with open("/proc/self/statm") as f:
+      return int(f.read().split()[1]) * self._page / 2 ** 30
+
+  def _run(self):
+    while not self._stop.wait(0.01):
+      self.enter(self.phase)
+
+  def enter(self, phase):
+    self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), self._rss())
+    self.phase = phase
+
+  def stop(self):
+    self._stop.set()
+    self._thread.join()
+    self.enter(self.phase)
+    return {k: round(v, 2) for k, v in self.peaks.items()}
+
+
 def run_cell(args):
   launched = time.perf_counter()
+  peaks = PhasePeaks()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import resource
 
@@ -72,6 +107,7 @@ def run_cell(args):
   batch, xla, remat, shared = int(batch), xla == "on", remat == "on", shared == "on"
   config = denseflow.get_config(CONFIGS[name])
   config.model.network_dtype = args.network_dtype
+  peaks.enter("build")
   t0 = time.perf_counter()
   model = build_model(config, (32, 32, 3))
   rng = np.random.default_rng(0)
@@ -91,13 +127,16 @@ def run_cell(args):
     return loss
 
   step = tf.function(step, jit_compile=xla, autograph=model.autograph)  # as gflow-train
+  peaks.enter("trace")
   t0 = time.perf_counter()
   step.get_concrete_function(x, tf.constant([0, 0]))
   traced = time.perf_counter() - t0
+  peaks.enter("first")
   for i in range(args.warmup):
     step(x, tf.constant([i, 0])).numpy()
   first = time.perf_counter() - t0
   to_first_step = time.perf_counter() - launched  # imports, build, init, trace, compile
+  peaks.enter("steps")
   times = []
   for i in range(args.iters):
     t0 = time.perf_counter()
@@ -108,12 +147,14 @@ def run_cell(args):
              build_s=built, trace_s=traced, compile_s=first, first_step_s=to_first_step,
              step_s=float(np.median(times)), loss=loss)
   if args.samples:
+    peaks.enter("sample")
     sample = tf.function(lambda seed: model.sample(args.samples, seed=seed))
     sample(tf.constant([0, 0])).numpy()
     t0 = time.perf_counter()
     sample(tf.constant([1, 0])).numpy()
     out["sample_s"] = time.perf_counter() - t0
   out["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  out["phase_peaks_gib"] = peaks.stop()
   print(json.dumps(out))
 
 
@@ -128,7 +169,7 @@ def main():
   print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
   print(f"{'config':7} {'batch':>5} {'xla':>4} {'remat':>5} {'shared':>6} {'params':>12} {'s/step':>8} {'img/s':>7} "
         f"{'build s':>7} {'trace s':>7} {'compile s':>9} {'1st step s':>10} {'sample s':>8} "
-        f"{'peak GiB':>8}")
+        f"{'peak GiB':>8}  peak GiB by phase")
   for name in args.configs.split(","):
     for batch in args.batches.split(","):
       for xla in args.xla.split(","):
@@ -152,7 +193,11 @@ def main():
                 f"{r['step_s']:8.2f} {r['batch'] / r['step_s']:7.2f} {r['build_s']:7.1f} "
                 f"{r['trace_s']:7.1f} {r['compile_s']:9.1f} "
                 f"{r['first_step_s']:10.1f} "
-                f"{sample} {r['peak_gib']:8.2f}", flush=True)
+                f"{sample} {r['peak_gib']:8.2f}  {_phases(r['phase_peaks_gib'])}", flush=True)
+
+
+def _phases(peaks):
+  return " ".join(f"{k} {v:.2f}" for k, v in peaks.items() if k != "start")
 
 
 if __name__ == "__main__":

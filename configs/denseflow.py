@@ -56,6 +56,9 @@ def get_config(arg="digits"):
   c.model.num_landmarks = 4
   c.model.pinv_iterations = 6
   c.model.glow_width = 64             # for coupling="glow"
+  # Invertible 1x1 convolutions (modules and dequantizer): a dense C x C kernel, as the
+  # authors' code (log-det by slogdet), or Glow's LU parameterisation (log-det O(C)).
+  c.model.lu = False
   # Cross-unit coupling (Table 4 ablations).
   c.model.augment = True              # latent augmentation on/off
   c.model.preconditioned = True       # noise μ + σ e from g(z_<i), or white noise

@@ -223,6 +223,19 @@ def _count(config, shape):
   return sum(int(np.prod(v.shape)) for v in build_model(config, shape).trainable_variables)
 
 
+@pytest.mark.parametrize("arg,total", [("cifar10_45_6", 75_020_522), ("cifar10", 130_647_294)])
+def test_paper_configs_have_the_reference_parameter_counts(arg, total):
+  """The authors' PyTorch build (benchmarks/reference_denseflow_step.py prints it):
+  DenseFlow-74-10 130,647,294 trainable parameters and 45-6 75,020,522, of which the
+  dequantization flow 2,395,784. (A dense 1x1 kernel, not LU's two C x C triangles, and
+  the BN-ReLU-Conv blend before the coupling's output conv.)"""
+  from gflow.train.trainer import build_model
+  model = build_model(denseflow_config(arg), (32, 32, 3))
+  count = lambda vs: sum(int(np.prod(v.shape)) for v in vs)  # noqa: E731
+  assert count(model.dequantizer.trainable_variables) == 2_395_784
+  assert count(model.trainable_variables) == total
+
+
 def test_parameter_counts_of_the_small_configs():
   c = denseflow_config("digits")
   assert _count(c, (8, 8, 1)) == _count(denseflow_config("digits"), (8, 8, 1)) > 0

@@ -45,7 +45,8 @@ def test_coupling_net_starts_at_zero_and_has_the_expected_parameter_count():
            + sum(9 * k * growth + growth for k in widths)      # 3x3 convs, bias
            + (w + depth * growth) * 3 * w + 3 * w)             # gated 1x1
   attention = w * 3 * e + 3 * e + e * w + w
-  expected = (c1 * w + w) + dense + attention + 2 * (2 * w) + (2 * w * out + out)
+  blend = 2 * w * w  # BatchNorm-ReLU-Conv over the two branches, back to w, no bias
+  expected = (c1 * w + w) + dense + attention + 2 * (2 * w) + blend + (w * out + out)
   assert sum(int(np.prod(v.shape)) for v in net.trainable_weights) == expected
 
 

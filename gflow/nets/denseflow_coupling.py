@@ -13,7 +13,10 @@ __all__ = ["DenseFlowCouplingNet"]
 @keras.saving.register_keras_serializable(package="gflow")
 class DenseFlowCouplingNet(keras.layers.Layer):
   """x₁ → 1x1 conv (`width`) → [DenseBlock ‖ NystromAttention] → BatchNorm → ReLU →
-  zero-initialised 1x1 conv (`out_channels`) (Grcić et al. 2021, Fig. 2).
+  1x1 conv (`width`, no bias) → zero-initialised 1x1 conv (`out_channels`)
+  (Grcić et al. 2021, Fig. 2: the branches are "blended through a BN-ReLU-Conv unit",
+  whose output parameterises the coupling; as the authors' code, 130,647,294
+  parameters in DenseFlow-74-10).
 
   The dense block captures local correlations, the attention the global
   context; `attention=False` keeps the dense branch only (the ablation).
@@ -22,9 +25,9 @@ class DenseFlowCouplingNet(keras.layers.Layer):
   using this network starts as the identity.
 
   Shared by several flows (`gflow.nets.sharing`), `head=False` builds the body
-  only: `features` gives the normalised fused maps; a flow's modulation acts on
-  the projected input (point 0, `width`) and on the normalised fused maps
-  before the ReLU (point 1).
+  only: `features` gives the blended maps; a flow's modulation acts on the
+  projected input (point 0, `width`) and on the normalised fused maps before the
+  ReLU (point 1).
   """
 
   head_kernel_size = 1
@@ -44,17 +47,22 @@ class DenseFlowCouplingNet(keras.layers.Layer):
     self.attend = (NystromAttention(width, embed_dim, num_landmarks, pinv_iterations,
                                     dtype=policy, name="attention") if attention else None)
     self.norm = BatchNormalization(synchronized=True, dtype=policy, name="norm")
+    self.blend = keras.layers.Conv2D(width, 1, use_bias=False, dtype=policy, name="blend")
     self.head = head
     self.out = (keras.layers.Conv2D(out_channels, 1, kernel_initializer="zeros",
                                     dtype=policy, name="out") if head else None)
 
   @property
-  def feature_channels(self):
+  def fused_channels(self):
     return 2 * self.width if self.attention else self.width
 
   @property
+  def feature_channels(self):
+    return self.width
+
+  @property
   def modulation_widths(self):
-    widths = (self.width, self.feature_channels)
+    widths = (self.width, self.fused_channels)
     return {"bias": widths, "gate": widths}
 
   def build(self, input_shape):
@@ -66,11 +74,12 @@ class DenseFlowCouplingNet(keras.layers.Layer):
       self.attend.build(rest + (self.width,))
       fused += self.width
     self.norm.build(rest + (fused,))
+    self.blend.build(rest + (fused,))
     if self.out is not None:
-      self.out.build(rest + (fused,))
+      self.out.build(rest + (self.width,))
 
   def features(self, x, conditioning=None, modulation=None, training=None):
-    """The fused maps after BatchNorm and ReLU, before the output convolution."""
+    """The blended maps (BatchNorm → ReLU → 1x1 conv), before the output convolution."""
     if conditioning is not None:
       raise ValueError(f"{self.name} takes no conditioning input.")
     m = modulation or NO_MODULATION
@@ -79,7 +88,7 @@ class DenseFlowCouplingNet(keras.layers.Layer):
     if self.attend is not None:
       branches.append(self.attend(h))
     h = keras.ops.concatenate(branches, axis=-1) if len(branches) > 1 else branches[0]
-    return keras.ops.relu(m.gate(1, m.bias(1, self.norm(h, training=training))))
+    return self.blend(keras.ops.relu(m.gate(1, m.bias(1, self.norm(h, training=training)))))
 
   def call(self, x, training=None):
     if self.out is None:

@@ -25,13 +25,13 @@ COUPLINGS = ("dense", "glow")
 DEQUANTIZATIONS = ("variational", "uniform")
 
 
-def glow_like_module(network_fn, trace_key=None):
-  """ActNorm → LU 1x1 conv → affine coupling (exp(2·tanh(h/2)) scale) → channel swap; a
-  checkpoint boundary for `train.remat`, sharing its trace with the modules of the same
-  `trace_key` (`gflow.layers.shared_trace`)."""
+def glow_like_module(network_fn, trace_key=None, lu=False):
+  """ActNorm → 1x1 conv (dense kernel, or LU with `lu`) → affine coupling (exp(2·tanh(h/2))
+  scale) → channel swap; a checkpoint boundary for `train.remat`, sharing its trace with
+  the modules of the same `trace_key` (`gflow.layers.shared_trace`)."""
   return gl.checkpoint(gl.SequentialFlow([
       gl.ActNormLayer(),
-      gl.Conv1x1Layer(lu=True),
+      gl.Conv1x1Layer(lu=lu),
       gl.CouplingLayer(network_fn, kind="affine", scale_fn="exp_tanh"),
       gl.ChannelSwapLayer(),
   ]), trace_key=trace_key)
@@ -52,7 +52,7 @@ def coupling_network_fn(model_config):
 
 
 def build_denseflow(units, modules, growth, network_fn, augment=True, preconditioned=True,
-                    context="all", network_dtype=None):
+                    context="all", network_dtype=None, lu=False):
   """The DenseFlow flow layer: `units[b]` units of `modules[b]` modules in block b.
 
   `network_fn` is the coupling-network factory, or a callable of the block index
@@ -62,7 +62,7 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
   # Modules of one network factory run the same code at the same shapes; a sharing
   # group's modules differ by their flow index, so they keep their own traces.
   shared = isinstance(network_fn, SharingGroups) and network_fn.variant != "none"
-  trace_key = None if shared else f"denseflow_module:{_describe(block_fn(0))}"
+  trace_key = None if shared else f"denseflow_module:lu={lu}:{_describe(block_fn(0))}"
   if len(units) != len(modules) or not units:
     raise ValueError(f"DenseFlow needs one modules-per-unit count per block; got units="
                      f"{list(units)} and modules={list(modules)}.")
@@ -72,7 +72,7 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
   inner = None
   for b in reversed(range(len(units))):
     block = gl.CrossUnitBlock(
-        [gl.SequentialFlow([glow_like_module(block_fn(b), trace_key)
+        [gl.SequentialFlow([glow_like_module(block_fn(b), trace_key, lu=lu)
                             for _ in range(modules[b])],
                            name=f"block{b}_unit{u}") for u in range(units[b])],
         growth, augment=augment, preconditioned=preconditioned, context=context,
@@ -105,13 +105,14 @@ def build_model(model_config, event_shape):
   network_dtype = c.get("network_dtype") or None  # every network: couplings, g, dequantizer
   flow = build_denseflow(tuple(c.units), tuple(c.modules), c.growth, sharing,
                          augment=c.augment, preconditioned=c.preconditioned,
-                         context=c.noise_context, network_dtype=network_dtype)
+                         context=c.noise_context, network_dtype=network_dtype,
+                         lu=c.get("lu", True))  # configs saved before model.lu: LU
   dequantizer = None
   if c.dequantization == "variational":
     d = c.dequantizer
     dequantizer = gl.VariationalDequantization(
         num_levels=c.num_levels, num_steps=d.steps, context_channels=d.context_channels,
-        width=d.width, depth=d.depth, growth=d.growth,
+        width=d.width, depth=d.depth, growth=d.growth, lu=c.get("lu", True),
         network_dtype=network_dtype, name="dequantizer")
   return AugmentedFlow(flow, event_shape, dequantizer=dequantizer, num_levels=c.num_levels,
                        name="DenseFlow")
