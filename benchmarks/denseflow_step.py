@@ -62,7 +62,7 @@ class PhasePeaks:
     import threading
     self.phase, self.peaks = "start", {}
     self._page = os.sysconf("SC_PAGE_SIZE")
-    self._stop = threading.Event()
+    self._lock, self._stop = threading.Lock(), threading.Event()
     self._thread = threading.Thread(target=self._run, daemon=True)
     self._thread.start()
 
@@ -72,16 +72,21 @@ class PhasePeaks:
 
   def _run(self):
     while not self._stop.wait(0.01):
-      self.enter(self.phase)
+      self._record()
+
+  def _record(self):
+    with self._lock:
+      self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), self._rss())
 
   def enter(self, phase):
-    self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), self._rss())
-    self.phase = phase
+    self._record()
+    with self._lock:
+      self.phase = phase
 
   def stop(self):
     self._stop.set()
     self._thread.join()
-    self.enter(self.phase)
+    self._record()
     return {k: round(v, 2) for k, v in self.peaks.items()}
 
 

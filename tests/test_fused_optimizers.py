@@ -89,3 +89,42 @@ def test_checkpoint_leaves_the_model_weights_to_the_model(tmp_path):
           if k.startswith("optimizer/")]
   assert not [k for k in keys if "_trainable_variables" in k], keys
   assert len(keys) == len(opt.variables) == 2 + 2 * len(variables), keys
+
+
+@pytest.mark.parametrize("cls", [FusedAdam, FusedAdamax], ids=["adam", "adamax"])
+def test_gated_update_is_the_update_when_open_and_changes_nothing_when_closed(cls):
+  """Gate open: the same variables and slots as `apply`. Gate closed, with NaN and Inf in
+  the gradients, after some steps (slots non-zero): every variable, slot and the step
+  count bit for bit as before."""
+  _, _, opt, _ = _train(cls, steps=3)  # a trained optimizer, its slots non-zero
+  variables = opt._trainable_variables
+  before = [v.numpy() for v in variables + opt.variables]
+  assert all(np.any(s != 0) for s in before[len(variables) + 2:])
+  grads = [tf.fill(v.shape, 0.3) for v in variables]
+  bad = [tf.fill(v.shape, np.nan) for v in variables[:-1]] + [tf.fill(variables[-1].shape,
+                                                                       np.inf)]
+
+  @tf.function
+  def gated(gate, grads):
+    opt.apply_gated(gate, grads, variables)
+  gated(tf.constant(False), bad)
+  for b, v in zip(before, variables + opt.variables):
+    np.testing.assert_array_equal(v.numpy(), b)
+  gated(tf.constant(True), grads)
+  gated_after = [v.numpy() for v in variables + opt.variables]
+  for v, b in zip(variables + opt.variables, before):
+    v.assign(b)
+  tf.function(lambda: opt.apply(grads, variables))()
+  moved = max(np.max(np.abs(a - b)) for a, b in zip(gated_after, before))
+  assert moved > 1e-3  # positive control: the open gate did update
+  for a, v in zip(gated_after, variables + opt.variables):
+    np.testing.assert_array_equal(a, v.numpy())
+
+
+def test_gating_an_update_it_cannot_fuse_is_an_error():
+  variables = _variables()
+  opt = FusedAdam(learning_rate=1e-3, amsgrad=True)
+  opt.build(variables)
+  assert not opt.can_gate([tf.zeros_like(v) for v in variables], variables)
+  with pytest.raises(ValueError, match="cannot gate"):
+    opt.apply_gated(tf.constant(True), [tf.zeros_like(v) for v in variables], variables)

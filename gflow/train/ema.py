@@ -55,9 +55,14 @@ class EMA(tf.Module):
     self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates",
                                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
-  def update(self):
-    t = tf.cast(self.updates.assign_add(1), tf.float32)
+  def update(self, gate=None):
+    """One averaging step; where the scalar bool `gate` is false, none (the shadows and
+    the update count stay bit for bit: decay 1 keeps s = 1·s + 0·v)."""
+    step = 1 if gate is None else tf.cast(gate, tf.int64)
+    t = tf.cast(self.updates.assign_add(step), tf.float32)
     decay = tf.minimum(self.decay, (1.0 + t) / (10.0 + t))
+    if gate is not None:
+      decay = tf.where(gate, decay, 1.0)
     for s, v in zip(self._shadow_list, self._targets.items):
       s.assign(decay * s + (1.0 - decay) * tf.convert_to_tensor(v))
 

@@ -18,7 +18,17 @@ operations. They are Keras' optimizers otherwise (the same slots, names,
 checkpoints, config, loss scaling and `tf.distribute` handling); what the kernels
 do not cover (AMSGrad, sparse gradients, a gradient of another dtype) goes
 through Keras' own update.
+
+`apply_gated(gate, grads, variables)` applies the update where `gate` (a scalar bool
+tensor) is true and leaves every variable, slot and the step count bit for bit as
+they were where it is false: the gradients are selected to zero and the kernels
+run with α = 0, β₁ = β₂ = 1 (m ← 1·m + 0·0, u ← max(1·u, 0), θ ← θ − 0). A training
+step guards its update against a non-finite gradient this way without a `tf.cond`,
+whose branch would capture every variable, slot and gradient (on DenseFlow-74-10,
+thousands of inputs for Grappler to lower before the first step).
 """
+
+import threading
 
 import keras
 import tensorflow as tf
@@ -26,9 +36,31 @@ from keras.src import backend
 
 __all__ = ["FusedAdam", "FusedAdamax"]
 
+_GATES = threading.local()  # {id(optimizer): gate} of the apply_gated calls in progress
+
 
 class _FusedUpdate:
   """Mixin over a Keras TensorFlow optimizer: one kernel call per variable."""
+
+  def can_gate(self, grads, variables):
+    """True if `apply_gated` can hold this update (the fused kernels run for all of it)."""
+    variables = [v.value if isinstance(v, backend.Variable) else v for v in variables]
+    return self._fusable([(g, v) for g, v in zip(grads, variables) if g is not None])
+
+  def apply_gated(self, gate, grads, variables):
+    """`apply(grads, variables)` where the scalar bool `gate` is true; where it is false,
+    nothing changes (module doc). Needs `can_gate(grads, variables)`."""
+    if not self.can_gate(grads, variables):
+      raise ValueError(f"{type(self).__name__} cannot gate this update (AMSGrad, sparse "
+                       "gradients or a gradient dtype other than its variable's).")
+    gate = tf.convert_to_tensor(gate, tf.bool)
+    gates = _GATES.__dict__.setdefault("by_optimizer", {})  # per thread: replica threads
+    gates[id(self)] = gate
+    try:
+      self.apply(grads, variables)  # Keras adds 1 to the step count after the update
+    finally:
+      del gates[id(self)]
+    self.iterations.assign_sub(1 - tf.cast(gate, self.iterations.dtype))
 
   def _trackable_children(self, save_type="checkpoint", **kwargs):
     """The optimizer's own variables. Keras also tracks the model's weights it updates
@@ -47,11 +79,19 @@ class _FusedUpdate:
                  for v in trainable_variables]
     grads = [tf.convert_to_tensor(g) if not isinstance(g, tf.IndexedSlices) else g
              for g in grads]
+    gate = getattr(_GATES, "by_optimizer", {}).get(id(self))
     if not self._fusable(list(zip(grads, variables))):
+      if gate is not None:
+        raise ValueError(f"{type(self).__name__} cannot gate an update it does not fuse.")
       return super()._backend_update_step(grads, trainable_variables, learning_rate)
     grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, variables)))
     step = tf.cast(self.iterations + 1, tf.float32)
     scalars = self._scalars(tf.cast(learning_rate, tf.float32), step)
+    if gate is not None:  # a no-op where the gate is closed (module doc)
+      grads_and_vars = [(tf.where(gate, g, tf.zeros_like(g)), v) for g, v in grads_and_vars]
+      closed = dict(lr=0.0, beta1=1.0, beta2=1.0)
+      scalars = {k: tf.where(gate, x, closed[k]) if k in closed else x
+                 for k, x in scalars.items()}
 
     def update(distribution, grads_and_vars):
       for grad, var in grads_and_vars:

@@ -417,9 +417,20 @@ class Trainer:
       bad = ctx.all_reduce("sum", bad)
     return tf.equal(bad, 0.)
 
-  def _apply(self, grads, groups=None):
+  def _can_gate(self, grads, groups=None):
+    """True if every group's optimizer can gate its update (`apply_gated`)."""
+    groups = self.groups if groups is None else groups
+    start, ok = 0, True
+    for opt, variables in groups:
+      part = grads[start:start + len(variables)]
+      ok = ok and hasattr(opt, "apply_gated") and opt.can_gate(part, variables)
+      start += len(variables)
+    return ok
+
+  def _apply(self, grads, groups=None, gate=None):
     """Applies `grads` (aligned with the variables of `groups`, [(optimizer,
-    variables)], default all) with each group's optimizer, then the EMA."""
+    variables)], default all) with each group's optimizer, then the EMA; with
+    `gate` (a scalar bool tensor), only where it is true (`apply_gated`)."""
     groups = self.groups if groups is None else groups
     c = self.config.train
     replicas = tf.distribute.get_replica_context().num_replicas_in_sync
@@ -433,16 +444,26 @@ class Trainer:
         grads = [g / replicas for g in grads]
     start = 0
     for opt, variables in groups:
-      opt.apply(grads[start:start + len(variables)], variables)
+      part = grads[start:start + len(variables)]
+      if gate is None:
+        opt.apply(part, variables)
+      else:
+        opt.apply_gated(gate, part, variables)
       start += len(variables)
     if self.ema is not None:
-      self.ema.update()
+      self.ema.update(gate)
 
   def _checked_apply(self, loss, grads, groups=None):
     """Applies the update only if the loss and all gradients are finite (decided on
     device, before anything is written); returns that flag. A loss-scaling
     optimizer (float16) handles overflow itself: it skips the step and lowers
     its scale, so only a non-finite loss stops that run.
+
+    With gflow's fused optimizers the update is gated instead of branched
+    (`FusedAdamax.apply_gated`: where the flag is false every write leaves its
+    variable as it was, bit for bit): a `tf.cond` captures every variable, slot and
+    gradient into its branch, which cost DenseFlow's start-up tens of seconds of
+    tracing and graph optimisation. Otherwise:
 
     The flag is all-reduced, so every replica takes the same branch. Where the
     strategy synchronises through `merge_call` (MirroredStrategy), the branch is
@@ -453,6 +474,9 @@ class Trainer:
       finite = self._finite(loss, [])
     else:
       finite = self._finite(loss, grads)
+    if self._can_gate(grads, groups):  # the fused optimizers: no tf.cond (see below)
+      self._apply(grads, groups, gate=finite)
+      return finite
 
     def apply():
       self._apply(grads, groups)
