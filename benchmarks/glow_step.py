@@ -1,7 +1,8 @@
 """Time one Glow training step in gflow against `tfp.bijectors.Glow`.
 
 A training step is: forward log_prob of a batch → mean negative log-likelihood
-in bits/dim → gradients (tf.GradientTape) → one Keras 3 Adamax update, all in
+in bits/dim → gradients (tf.GradientTape) → one Adamax update (gflow: `FusedAdamax`,
+what `gflow-train` uses, or Keras' with `--gflow_optimizer=keras`; TFP: Keras'), all in
 one `tf.function`, with XLA off (`jit_compile=False`) and on
 (`jit_compile=True`). Both models get the same batch of dequantized random
 8-bit images (gflow: level units [0, 256); TFP: x/256 − 0.5, the loss shifted
@@ -65,6 +66,7 @@ import tensorflow_probability as tfp
 from gflow_glow.model import build_glow
 
 from gflow.flows import Flow
+from gflow.train.trainer import OPTIMIZERS
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -81,6 +83,9 @@ def parse_args(argv=None):
   p.add_argument("--warmup", type=int, default=2, help="untimed iterations (compile)")
   p.add_argument("--iters", type=int, default=10, help="timed iterations")
   p.add_argument("--lr", type=float, default=1e-3, help="Adamax learning rate")
+  p.add_argument("--gflow_optimizer", default="fused", choices=("fused", "keras"),
+                 help="gflow's Adamax: fused (FusedAdamax, what gflow-train uses) or "
+                      "keras (keras.optimizers.Adamax, as tfb.Glow's)")
   p.add_argument("--models", default="gflow,tfp", help="comma-separated subset")
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)
@@ -205,7 +210,8 @@ def main(argv=None):
         f"steps/level {args.steps}, width {args.width}, batches "
         f"{','.join(map(str, args.batches))}, xla "
         f"{','.join('on' if j else 'off' for j in args.xla)}, warm-up {args.warmup}, "
-        f"timed iters {args.iters}, Adamax lr {args.lr}")
+        f"timed iters {args.iters}, Adamax lr {args.lr} (gflow: {args.gflow_optimizer}, "
+        f"tfp: keras)")
   print(f"TF {tf.__version__}, Keras {keras.__version__}, TFP {tfp.__version__}, "
         f"python {platform.python_version()}, devices {devices}, "
         f"cpus {os.cpu_count()}")
@@ -218,7 +224,8 @@ def main(argv=None):
       continue
     start = time.perf_counter()
     models[name] = cls(args, init_batch)
-    optimizers[name] = keras.optimizers.Adamax(args.lr)
+    fused = name == "gflow" and args.gflow_optimizer == "fused"
+    optimizers[name] = (OPTIMIZERS["adamax"] if fused else keras.optimizers.Adamax)(args.lr)
     optimizers[name].build(models[name].variables)
     print(f"{name}: {count(models[name].variables):,} trainable parameters in "
           f"{len(models[name].variables)} variables, initial loss "

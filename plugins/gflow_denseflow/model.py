@@ -103,16 +103,19 @@ def build_model(model_config, event_shape):
   check_choice(c.dequantization, DEQUANTIZATIONS, "dequantization (model.dequantization)")
   sharing = SharingGroups.from_config(coupling_network_fn(c), c)
   network_dtype = c.get("network_dtype") or None  # every network: couplings, g, dequantizer
+  # (A config saved before `model.lu` existed had LU convolutions and no blend conv in
+  # the coupling networks: its checkpoints do not restore into this model, and the
+  # trainer's CheckpointMismatch names the variables that differ.)
   flow = build_denseflow(tuple(c.units), tuple(c.modules), c.growth, sharing,
                          augment=c.augment, preconditioned=c.preconditioned,
                          context=c.noise_context, network_dtype=network_dtype,
-                         lu=c.get("lu", True))  # configs saved before model.lu: LU
+                         lu=c.get("lu", False))
   dequantizer = None
   if c.dequantization == "variational":
     d = c.dequantizer
     dequantizer = gl.VariationalDequantization(
         num_levels=c.num_levels, num_steps=d.steps, context_channels=d.context_channels,
-        width=d.width, depth=d.depth, growth=d.growth, lu=c.get("lu", True),
+        width=d.width, depth=d.depth, growth=d.growth, lu=c.get("lu", False),
         network_dtype=network_dtype, name="dequantizer")
   return AugmentedFlow(flow, event_shape, dequantizer=dequantizer, num_levels=c.num_levels,
                        name="DenseFlow")
