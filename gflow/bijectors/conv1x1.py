@@ -85,10 +85,11 @@ class Conv1x1LU(tfb.Bijector):
 
 
 class Conv1x1(tfb.Bijector):
-  """Plain 1x1 convolution y = W x with a dense C×C kernel (for comparison with LU).
+  """Plain 1x1 convolution y = W x with a dense C×C kernel (DenseFlow's, as its authors').
 
-  Inverse x = W⁻¹ y.  log|det J| = log|det W| per position, by `slogdet` in
-  float64 (H·W·log|det W| for an NHWC image).
+  Inverse x = W⁻¹ y.  log|det J| = log|det W| = Σᵢ log|Rᵢᵢ| (W = QR) per position, in
+  float64 (H·W·log|det W| for an NHWC image); QR, not `slogdet`, so it compiles
+  under XLA (which has no LogMatrixDeterminant kernel), gradient W⁻ᵀ included.
   """
 
   def __init__(self, kernel, validate_args=False, name=None):
@@ -114,5 +115,6 @@ class Conv1x1(tfb.Bijector):
     return _apply(y, tf.linalg.inv(self._kernel))
 
   def _forward_log_det_jacobian(self, x):
-    _, logdet = tf.linalg.slogdet(tf.cast(self._kernel, tf.float64))
+    r = tf.linalg.qr(tf.cast(self._kernel, tf.float64))[1]
+    logdet = tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(r))))
     return tf.broadcast_to(tf.cast(logdet, self.dtype), tf.shape(x)[:-1])
