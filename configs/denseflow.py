@@ -55,6 +55,11 @@ def get_config(arg="digits"):
   c.model.embed_dim = 16
   c.model.num_landmarks = 4
   c.model.pinv_iterations = 6
+  # BatchNorm in the coupling networks: 0 normalises by the global batch (synchronized
+  # across replicas, which then run without XLA and shared traces); v > 0 by each run
+  # of v examples ("ghost" batches, not synchronized: several replicas keep XLA and
+  # compute what one replica does; v must divide each replica's batch).
+  c.model.virtual_batch_size = 0
   c.model.glow_width = 64             # for coupling="glow"
   # Invertible 1x1 convolutions (modules and dequantizer): a dense C x C kernel, as the
   # authors' code (log-det by slogdet), or Glow's LU parameterisation (log-det O(C)).

@@ -47,7 +47,13 @@ ARGS = [
 NCSNV2_ARGS = [f"--config={os.path.join(REPO, 'configs', 'ncsnv2.py')}:digits",
                "--config.model.ngf=8", "--config.train.batch_size=16",
                "--config.model.eval_levels=1", "--config.model.sampling.steps=1", *COMMON]
-MODELS = {"glow": ARGS, "denseflow": DENSEFLOW_ARGS, "ncsnv2": NCSNV2_ARGS}
+# DenseFlow with BatchNorm over virtual batches of 4 (not synchronized): the replicas
+# keep XLA (asserted) and still equal one replica.
+VIRTUAL_BN_ARGS = [*DENSEFLOW_ARGS, "--config.model.virtual_batch_size=4",
+                   "--config.train.jit_compile=True"]
+MODELS = {"glow": ARGS, "denseflow": DENSEFLOW_ARGS, "ncsnv2": NCSNV2_ARGS,
+          "denseflow_virtual_bn": VIRTUAL_BN_ARGS}
+COMPILED = {"denseflow_virtual_bn"}  # XLA must stay on under 2 replicas
 
 
 def _train(tmp_path, name, strategy="default", cpus=1, env=None, wait=True, args=ARGS):
@@ -76,8 +82,10 @@ RTOL, ATOL = 2e-4, 2e-5
 COLLECTIVE_LIMIT = 240  # s a worker may wait for a dead peer before it must have ended
 
 
-def _assert_same_weights(a, b, replicas, actnorm=True):
+def _assert_same_weights(a, b, replicas, actnorm=True, xla=None):
   assert int(b.pop("replicas")) == replicas and int(a.pop("replicas")) == 1
+  compiled = int(a.pop("xla")), int(b.pop("xla"))  # did XLA compile the 1- and 2-replica steps
+  assert xla is None or compiled == (int(xla), int(xla)), compiled
   assert a.keys() == b.keys()
   initial = {k[len("initial/"):]: v for k, v in a.items() if k.startswith("initial/")}
   assert not actnorm or any("shift" in k for k in initial), "ActNorm variables expected"
@@ -113,7 +121,8 @@ def single(request, tmp_path_factory):
 def test_two_logical_cpu_replicas_equal_one(single, tmp_path):
   model, weights = single
   two = _load(_train(tmp_path, "mirrored", "mirrored", cpus=2, args=MODELS[model])[0])
-  _assert_same_weights(dict(weights), two, 2, actnorm=model != "ncsnv2")
+  _assert_same_weights(dict(weights), two, 2, actnorm=model != "ncsnv2",
+                       xla=model in COMPILED or None)
 
 
 def _free_ports(n):
@@ -137,7 +146,8 @@ def test_two_worker_processes_equal_one(single, tmp_path):
     _finish(proc)
   two = _load(procs[0][0])  # the chief (worker 0) writes the weights
   assert not procs[1][0].exists()
-  _assert_same_weights(dict(single[1]), two, 2, actnorm=single[0] != "ncsnv2")
+  _assert_same_weights(dict(single[1]), two, 2, actnorm=single[0] != "ncsnv2",
+                       xla=single[0] in COMPILED or None)
 
 
 def test_a_killed_worker_ends_the_run_and_both_resume_to_the_uninterrupted_weights(tmp_path):

@@ -21,8 +21,11 @@ class DenseFlowCouplingNet(keras.layers.Layer):
   The dense block captures local correlations, the attention the global
   context; `attention=False` keeps the dense branch only (the ablation).
   BatchNorm is synchronized: under `tf.distribute` it normalises by the
-  statistics of the global batch. The last layer starts at zero, so a coupling
-  using this network starts as the identity.
+  statistics of the global batch; with `virtual_batch_size` = v it normalises
+  each run of v examples on its own instead (`gflow.nets.batch_norm`: nothing
+  is all-reduced in the forward pass, so several replicas keep XLA and shared
+  traces, and compute what one replica does). The last layer starts at zero, so a
+  coupling using this network starts as the identity.
 
   Shared by several flows (`gflow.nets.sharing`), `head=False` builds the body
   only: `features` gives the blended maps; a flow's modulation acts on the
@@ -33,7 +36,8 @@ class DenseFlowCouplingNet(keras.layers.Layer):
   head_kernel_size = 1
 
   def __init__(self, out_channels, width=48, depth=7, growth=64, embed_dim=24,
-               num_landmarks=4, pinv_iterations=6, attention=True, head=True, **kwargs):
+               num_landmarks=4, pinv_iterations=6, attention=True, head=True,
+               virtual_batch_size=None, **kwargs):
     super().__init__(**kwargs)
     if out_channels < 1 or width < 1:
       raise ValueError(f"DenseFlowCouplingNet needs positive out_channels and width; got "
@@ -41,12 +45,15 @@ class DenseFlowCouplingNet(keras.layers.Layer):
     self.out_channels, self.width, self.depth, self.growth = out_channels, width, depth, growth
     self.embed_dim, self.num_landmarks = embed_dim, num_landmarks
     self.pinv_iterations, self.attention = pinv_iterations, attention
+    self.virtual_batch_size = virtual_batch_size or None
     policy = self.dtype_policy
     self.project = keras.layers.Conv2D(width, 1, dtype=policy, name="project")
     self.dense = DenseBlock(width, depth, growth, gated=True, dtype=policy, name="dense")
     self.attend = (NystromAttention(width, embed_dim, num_landmarks, pinv_iterations,
                                     dtype=policy, name="attention") if attention else None)
-    self.norm = BatchNormalization(synchronized=True, dtype=policy, name="norm")
+    self.norm = BatchNormalization(synchronized=not self.virtual_batch_size,
+                                   virtual_batch_size=self.virtual_batch_size,
+                                   dtype=policy, name="norm")
     self.blend = keras.layers.Conv2D(width, 1, use_bias=False, dtype=policy, name="blend")
     self.head = head
     self.out = (keras.layers.Conv2D(out_channels, 1, kernel_initializer="zeros",
@@ -103,4 +110,5 @@ class DenseFlowCouplingNet(keras.layers.Layer):
     return {**super().get_config(), "out_channels": self.out_channels, "width": self.width,
             "depth": self.depth, "growth": self.growth, "embed_dim": self.embed_dim,
             "num_landmarks": self.num_landmarks, "pinv_iterations": self.pinv_iterations,
-            "attention": self.attention, "head": self.head}
+            "attention": self.attention, "head": self.head,
+            "virtual_batch_size": self.virtual_batch_size}

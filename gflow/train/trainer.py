@@ -31,6 +31,7 @@ from gflow import data as gdata
 from gflow import registry
 from gflow.choices import check_choice
 from gflow.flows.parts import on_device
+from gflow.nets.batch_norm import replica_local_statistics, sync_replica_statistics
 from gflow.model import check_model
 from gflow.noise import Noise
 from gflow.train import evaluation
@@ -351,6 +352,7 @@ class Trainer:
 
     def init(b):
       self.model.initialize(b, seed=self._noise(b, _INIT_NOISE, n))
+      self._sync_replica_statistics()
     # Eager: it runs once, and tracing a deep model's forward pass (unshared: each
     # ActNorm fits its own statistics) for Grappler costs more than running it
     # (DenseFlow-74-10 in gflow-train: initialised 56 s after launch traced, 29 s eager).
@@ -492,22 +494,35 @@ class Trainer:
       return tf.cond(first, apply_everywhere, lambda: tf.constant(False))
     return tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, grads))
 
+  def _sync_replica_statistics(self):
+    """Under several replicas, sets the statistics each replica moved on its own in the
+    forward pass (BatchNorm over virtual batches) to their mean over replicas: one
+    all-reduce, in replica context, outside any compiled function."""
+    if self.strategy.num_replicas_in_sync > 1:
+      if getattr(self, "_local_statistics", None) is None:
+        self._local_statistics = replica_local_statistics(self.model.layer)
+      sync_replica_statistics(self._local_statistics)
+
   def _replica_step(self, batch):
     loss, grads = self._loss_and_grads(batch)
+    self._sync_replica_statistics()
     return loss, self._checked_apply(loss, grads)
 
   def _make_train_step(self):
     """The distributed step, returning (global loss, whether the update was applied).
     With `train.jit_compile`, XLA compiles the whole step on one device; with
     several replicas it compiles each replica's loss and gradients (cross-replica
-    reductions cannot sit inside a nested compiled function), and the all-reduce
-    and update run around it. A model whose forward pass itself syncs replicas
-    (synchronized BatchNorm) then runs without XLA."""
+    reductions cannot sit inside a nested compiled function), and the all-reduces
+    (gradients; the statistics of BatchNorm over virtual batches) and the update run
+    around it. A model whose forward pass itself syncs replicas (synchronized
+    BatchNorm) then runs without XLA: DenseFlow's `model.virtual_batch_size` keeps
+    it compiled."""
     replica_step = self._replica_step
     jit = self.config.train.jit_compile
     if jit and self._replicas_sync_in_forward():
       self._log("XLA is off for this multi-replica run: the model's synchronized "
-                "BatchNorm reduces over replicas inside the forward pass.")
+                "BatchNorm reduces over replicas inside the forward pass (BatchNorm over "
+                "virtual batches, e.g. DenseFlow's model.virtual_batch_size, keeps it on).")
       jit = False
     if self.config.train.get("shared_traces", False) and self._replicas_sync_in_forward():
       self._log("Shared traces are off for this multi-replica run: the model's "
@@ -526,6 +541,7 @@ class Trainer:
           compiled[rid] = tf.function(self._loss_and_grads, jit_compile=True,
                                       autograph=self._autograph)
         loss, grads = compiled[rid](batch)
+        self._sync_replica_statistics()
         return loss, self._checked_apply(loss, grads)
 
     @functools.partial(tf.function, autograph=self._autograph)
@@ -568,6 +584,7 @@ class Trainer:
 
     def replica_step(batch):
       losses, grads = self._parts_loss_and_grads(batch, phase)
+      self._sync_replica_statistics()
       total = tf.reduce_sum(tf.gather(losses, list(phase.active)))
       return losses, self._checked_apply(total, grads, groups)
     if jit:

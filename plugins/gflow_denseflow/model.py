@@ -45,7 +45,8 @@ def coupling_network_fn(model_config):
     return functools.partial(
         nets.DenseFlowCouplingNet, width=c.width, depth=c.dense_depth, growth=c.dense_growth,
         embed_dim=c.embed_dim, num_landmarks=c.num_landmarks,
-        pinv_iterations=c.pinv_iterations, attention=c.attention, dtype=dtype)
+        pinv_iterations=c.pinv_iterations, attention=c.attention,
+        virtual_batch_size=c.get("virtual_batch_size", 0) or None, dtype=dtype)
   if c.coupling == "glow":
     return functools.partial(nets.GlowCNN, width=c.glow_width, dtype=dtype)
   check_choice(c.coupling, COUPLINGS, "coupling (model.coupling)")
