@@ -102,6 +102,13 @@ SLOW_CASES = {
     # Glow under MultiWorkerMirroredStrategy (Glow's 2 logical replicas run by default
     # through the same trainer step; the strategy itself only with -m slow)
     "test_distributed.py::test_two_worker_processes_equal_one[glow]",
+    # DenseFlow with virtual-batch BatchNorm, XLA on, under 2 workers (its 2 logical
+    # replicas run by default: the same trainer step; the workers add the collective)
+    "test_distributed.py::test_two_worker_processes_equal_one[denseflow_virtual_bn]",
+    # the same without XLA, where the replicas share their modules' traces (XLA on
+    # runs by default)
+    "test_distributed.py::test_two_logical_cpu_replicas_equal_one[denseflow_virtual_bn_graph]",
+    "test_distributed.py::test_two_worker_processes_equal_one[denseflow_virtual_bn_graph]",
     # a missing checkpoint index (a garbage index runs by default)
     "test_work_is_kept.py::test_a_damaged_index_resumes_from_the_newest_checkpoint"
     "[missing index]",

@@ -52,7 +52,9 @@ NCSNV2_ARGS = [f"--config={os.path.join(REPO, 'configs', 'ncsnv2.py')}:digits",
 VIRTUAL_BN_ARGS = [*DENSEFLOW_ARGS, "--config.model.virtual_batch_size=4",
                    "--config.train.jit_compile=True"]
 MODELS = {"glow": ARGS, "denseflow": DENSEFLOW_ARGS, "ncsnv2": NCSNV2_ARGS,
-          "denseflow_virtual_bn": VIRTUAL_BN_ARGS}
+          "denseflow_virtual_bn": VIRTUAL_BN_ARGS,
+          # without XLA: the replicas share their modules' traces (-m slow)
+          "denseflow_virtual_bn_graph": [*VIRTUAL_BN_ARGS, "--config.train.jit_compile=False"]}
 COMPILED = {"denseflow_virtual_bn"}  # XLA must stay on under 2 replicas
 
 
