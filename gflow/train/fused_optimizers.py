@@ -88,7 +88,9 @@ class _FusedUpdate:
     step = tf.cast(self.iterations + 1, tf.float32)
     scalars = self._scalars(tf.cast(learning_rate, tf.float32), step)
     if gate is not None:  # a no-op where the gate is closed (module doc)
-      grads_and_vars = [(tf.where(gate, g, tf.zeros_like(g)), v) for g, v in grads_and_vars]
+      # one scalar zero per dtype, broadcast: zeros_like adds a Fill or a constant per variable
+      zeros = {dtype: tf.zeros([], dtype) for dtype in {g.dtype for g, _ in grads_and_vars}}
+      grads_and_vars = [(tf.where(gate, g, zeros[g.dtype]), v) for g, v in grads_and_vars]
       closed = dict(lr=0.0, beta1=1.0, beta2=1.0)
       scalars = {k: tf.where(gate, x, closed[k]) if k in closed else x
                  for k, x in scalars.items()}

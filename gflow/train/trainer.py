@@ -410,10 +410,23 @@ class Trainer:
     return self.strategy.num_replicas_in_sync > 1 and _syncs_replicas(self.model.layer)
 
   def _finite(self, loss, grads):
-    """True on every replica iff the loss and every gradient are finite on all replicas."""
-    ok = [tf.reduce_all(tf.math.is_finite(loss))]
-    ok += [tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]
-    bad = tf.cast(tf.logical_not(tf.reduce_all(tf.stack(ok))), tf.float32)
+    """True on every replica iff the loss and every gradient are finite on all replicas.
+
+    One sum per gradient and one check of their total: a NaN or an Inf anywhere makes
+    the total NaN or Inf (and so does a float32 overflow of the sums, which only
+    gradients beyond ~1e38 / size reach: refusing that update is right too). Two
+    operations per variable (`is_finite`, `reduce_all`) were ~7,000 of DenseFlow-74-10's
+    step graph, for Grappler to optimise before the first step."""
+    sums, axes = [tf.reduce_sum(tf.cast(loss, tf.float32))], {}  # one axes constant per rank
+    for g in grads:
+      if g is not None:
+        values = g.values if isinstance(g, tf.IndexedSlices) else g
+        rank = values.shape.rank
+        if rank is not None and rank not in axes:
+          axes[rank] = tf.constant(list(range(rank)))
+        sums.append(tf.cast(tf.reduce_sum(values, axis=axes.get(rank)), tf.float32))
+    ok = tf.math.is_finite(tf.add_n(sums))
+    bad = tf.cast(tf.logical_not(ok), tf.float32)
     ctx = tf.distribute.get_replica_context()
     if ctx is not None and ctx.num_replicas_in_sync > 1:
       bad = ctx.all_reduce("sum", bad)
