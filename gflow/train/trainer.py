@@ -30,6 +30,7 @@ import tensorflow as tf
 from gflow import data as gdata
 from gflow import registry
 from gflow.choices import check_choice
+from gflow.eager_variables import fast_variable_creation
 from gflow.flows.parts import on_device
 from gflow.nets.batch_norm import replica_local_statistics, sync_replica_statistics
 from gflow.model import check_model
@@ -73,7 +74,8 @@ def build_model(config, event_shape):
   policy = config.model.get("network_dtype", "")
   if policy not in POLICIES:
     raise ValueError(f"config.model.network_dtype must be one of {POLICIES}; got {policy!r}.")
-  model = registry.get_model_builder(config.model.name)(config.model, tuple(event_shape))
+  with fast_variable_creation():  # thousands of variables: see gflow.eager_variables
+    model = registry.get_model_builder(config.model.name)(config.model, tuple(event_shape))
   return check_model(model, config.model.name)
 
 
@@ -153,7 +155,7 @@ class Trainer:
     if c.optimizer not in OPTIMIZERS:
       check_choice(c.optimizer, sorted(OPTIMIZERS), "optimizer (train.optimizer)")
     keras.utils.set_random_seed(self.config.seed)  # weight initialisers
-    with self.strategy.scope():
+    with self.strategy.scope(), fast_variable_creation():
       self.devices = self._part_devices()
       if self.devices:
         self.model = self._build_on_part_devices()
