@@ -35,7 +35,7 @@ from tensorflow.python.ops import control_flow_util
 
 from gflow.nets.batch_norm import statistics_held
 
-__all__ = ["shared_trace_scope", "current_scope", "traced_forward", "signature"]
+__all__ = ["shared_trace_scope", "current_scope", "traced_forward", "signature", "in_xla_cluster"]
 
 _STATE = threading.local()
 
@@ -76,7 +76,7 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
   """run(layer, x, conditioning) → (y, log_det), through `scope`'s (`current_scope()`)
   shared function for `layer`'s signature (traced on the first layer that has it)."""
   key = signature(layer, x, event_ndims, training, conditioning)
-  if key is None or _in_xla_cluster():
+  if key is None or in_xla_cluster():
     return run(layer, x, conditioning)
   entry = scope["functions"].get(key)
   if entry is None:
@@ -105,7 +105,7 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
   return y, log_det
 
 
-def _in_xla_cluster():
+def in_xla_cluster():
   """True while tracing inside a function that XLA compiles as a whole."""
   return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 

@@ -40,6 +40,7 @@ from gflow.train import resume_config
 from gflow.train.checkpoint import check_model_entries, model_variables, trackable
 from gflow.train.best import BestCheckpoint
 from gflow.train.checkpoint_files import intact_latest
+from gflow.train.chunked_calls import call_in_chunks
 from gflow.train.ema import EMA
 from gflow.train.fused_optimizers import FusedAdam, FusedAdamax
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
@@ -418,15 +419,11 @@ class Trainer:
     the total NaN or Inf (and so does a float32 overflow of the sums, which only
     gradients beyond ~1e38 / size reach: refusing that update is right too). Two
     operations per variable (`is_finite`, `reduce_all`) were ~7,000 of DenseFlow-74-10's
-    step graph, for Grappler to optimise before the first step."""
-    sums, axes = [tf.reduce_sum(tf.cast(loss, tf.float32))], {}  # one axes constant per rank
-    for g in grads:
-      if g is not None:
-        values = g.values if isinstance(g, tf.IndexedSlices) else g
-        rank = values.shape.rank
-        if rank is not None and rank not in axes:
-          axes[rank] = tf.constant(list(range(rank)))
-        sums.append(tf.cast(tf.reduce_sum(values, axis=axes.get(rank)), tf.float32))
+    step graph, for Grappler to optimise before the first step; the sums run in calls
+    of up to 32 gradients (`gflow.train.chunked_calls`)."""
+    values = [(g.values if isinstance(g, tf.IndexedSlices) else g,) for g in grads
+              if g is not None]
+    sums = [tf.reduce_sum(tf.cast(loss, tf.float32))] + call_in_chunks(_sum_of_sums, values)
     ok = tf.math.is_finite(tf.add_n(sums))
     bad = tf.cast(tf.logical_not(ok), tf.float32)
     ctx = tf.distribute.get_replica_context()
@@ -853,6 +850,11 @@ def sample_conditioning(data, n):
     return None
   batch = next(iter(data.eval_dataset(n, seed=0, limit=n)))
   return batch["conditioning"]
+
+
+def _sum_of_sums(rows):
+  """The float32 total of the sums of the rows' tensors (each summed in its dtype)."""
+  return tf.add_n([tf.cast(tf.reduce_sum(t), tf.float32) for t, in rows])
 
 
 def _syncs_replicas(layer):
