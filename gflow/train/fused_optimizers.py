@@ -18,8 +18,8 @@ operations. In a graph the kernels run in calls of functions shared by chunks of
 to 32 variables (`gflow.train.chunked_calls`): DenseFlow-74-10's step graph holds
 111 calls instead of 3,423 kernels, their gates and their inputs. They are Keras'
 optimizers otherwise (the same slots, names, checkpoints, config, loss scaling and
-`tf.distribute` handling); what the kernels do not cover (AMSGrad, sparse gradients, a gradient of another dtype) goes
-through Keras' own update.
+`tf.distribute` handling); what the kernels do not cover (AMSGrad, sparse
+gradients, a gradient of another dtype) goes through Keras' own update.
 
 `apply_gated(gate, grads, variables)` applies the update where `gate` (a scalar bool
 tensor) is true and leaves every variable, slot and the step count bit for bit as
