@@ -50,8 +50,6 @@ def parse_args(argv=None):
   p.add_argument("--iters", type=int, default=3)
   p.add_argument("--samples", type=int, default=128, help="0: skip sampling")
   p.add_argument("--network_dtype", default="", help="e.g. mixed_bfloat16")
-  p.add_argument("--graph_optimizations", default="default",
-                 help="train.graph_optimizations: default or light (Grappler's passes)")
   p.add_argument("--cell", default="", help=argparse.SUPPRESS)  # config,batch,xla,remat,shared
   return p.parse_args(argv)
 
@@ -108,8 +106,6 @@ def run_cell(args):
   from gflow.layers import recompute_scope
   from gflow.layers.shared_trace import shared_trace_scope
   from gflow.noise import Noise
-  from gflow.eager_variables import fast_variable_creation
-  from gflow.train.graph_options import graph_optimizations
   from gflow.train.trainer import OPTIMIZERS, build_model
 
   name, batch, xla, remat, shared = args.cell.split(",")
@@ -124,9 +120,8 @@ def run_cell(args):
                   tf.float32)
   model.initialize(x)
   variables = list(model.trainable_variables)
-  opt = OPTIMIZERS["adamax"](1e-3)  # what gflow-train uses, as it builds it
-  with fast_variable_creation():
-    opt.build(variables)
+  opt = OPTIMIZERS["adamax"](1e-3)  # what gflow-train uses
+  opt.build(variables)
   built = time.perf_counter() - t0
 
   def step(x, seed):
@@ -136,15 +131,10 @@ def run_cell(args):
     opt.apply(tape.gradient(loss, variables), variables)
     return loss
 
-  traced_step = tf.function(step, jit_compile=xla, autograph=model.autograph)  # as gflow-train
-
-  def step(x, seed):  # called, as gflow-train calls its step, at train.graph_optimizations
-    with graph_optimizations(args.graph_optimizations):
-      return traced_step(x, seed)
+  step = tf.function(step, jit_compile=xla, autograph=model.autograph)  # as gflow-train
   peaks.enter("trace")
   t0 = time.perf_counter()
-  with graph_optimizations(args.graph_optimizations):
-    traced_step.get_concrete_function(x, tf.constant([0, 0]))
+  step.get_concrete_function(x, tf.constant([0, 0]))
   traced = time.perf_counter() - t0
   peaks.enter("first")
   for i in range(args.warmup):
@@ -180,8 +170,7 @@ def main():
   import platform
   print(f"DenseFlow training step at 32x32x3: configs {args.configs}, batches {args.batches}, "
         f"xla {args.xla}, remat {args.remat}, shared traces {args.shared_traces}, warm-up {args.warmup}, timed iters {args.iters} (median), "
-        f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}, "
-        f"graph optimizations {args.graph_optimizations}")
+        f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}")
   print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
   print(f"{'config':7} {'batch':>5} {'xla':>4} {'remat':>5} {'shared':>6} {'params':>12} {'s/step':>8} {'img/s':>7} "
         f"{'build s':>7} {'trace s':>7} {'compile s':>9} {'1st step s':>10} {'sample s':>8} "
@@ -196,8 +185,7 @@ def main():
               f",{args.remat.split(',')[0]},{args.shared_traces.split(',')[0]}")
           cmd = [sys.executable, __file__, f"--cell={cell}", f"--warmup={args.warmup}",
                  f"--iters={args.iters}", f"--samples={args.samples if sampled else 0}",
-                 f"--network_dtype={args.network_dtype}",
-                 f"--graph_optimizations={args.graph_optimizations}"]
+                 f"--network_dtype={args.network_dtype}"]
           proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
           if proc.returncode:
             reason = (proc.stderr.strip().splitlines() or ["?"])[-1][:100]

@@ -116,9 +116,6 @@ def get_config(arg="digits"):
   # Trace each distinct glow-like module once and call that trace for every module like
   # it (74 modules in 11 shapes for DenseFlow-74-10): shorter start-up, the same results.
   c.train.shared_traces = True
-  # Grappler's passes for the step's graph: "light" skips five that cost DenseFlow-74-10
-  # ~7 s before its first step and ~5 % of its step time after (benchmarks/README.md).
-  c.train.graph_optimizations = "default"
   c.train.log_every = 100
   c.train.checkpoint_every = 500
   c.train.eval_every = 1000

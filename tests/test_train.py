@@ -174,23 +174,6 @@ def test_xla_step_on_cpu_matches_the_graph_step(tmp_path, tiny_config):
     np.testing.assert_allclose(xla[k], graph[k], rtol=1e-3, atol=1e-4, err_msg=k)
 
 
-def test_light_graph_optimizations_train_what_the_default_trains(tmp_path, tiny_config):
-  """`train.graph_optimizations = "light"` (fewer Grappler passes for the step) changes
-  the start-up, not what is learned."""
-  c = tiny_config
-  c.train.num_steps, c.train.warmup_steps, c.train.learning_rate = 4, 0, 5e-3
-  c.train.jit_compile = False
-  results = []
-  for level in ("default", "light"):
-    c.train.graph_optimizations = level
-    results.append(_initial_and_final(c, str(tmp_path / level)))
-  (initial, default), (_, light) = results
-  assert_moved_far(initial, default, tolerance=1e-5)
-  assert default.keys() == light.keys()
-  for k in default:
-    np.testing.assert_allclose(light[k], default[k], rtol=1e-4, atol=1e-5, err_msg=k)
-
-
 def test_mixed_bfloat16_networks_train_with_float32_log_dets(tmp_path, tiny_config):
   tiny_config.model.network_dtype = "mixed_bfloat16"
   tiny_config.train.num_steps = 3

@@ -43,7 +43,6 @@ from gflow.train.checkpoint_files import intact_latest
 from gflow.train.chunked_calls import call_in_chunks
 from gflow.train.ema import EMA
 from gflow.train.fused_optimizers import FusedAdam, FusedAdamax
-from gflow.train.graph_options import graph_optimizations
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
 from gflow.train.parts_schedule import PartsSchedule
@@ -401,11 +400,6 @@ class Trainer:
                                         xla=getattr(self, "_xla", False)))
     return stack
 
-  def _graph_optimizations(self):
-    """Around every call of a training step: Grappler's passes for its graph
-    (`train.graph_optimizations`, see gflow.train.graph_options)."""
-    return graph_optimizations(self.config.train.get("graph_optimizations", "default"))
-
   @property
   def _autograph(self):
     """Whether the training functions are traced with autograph: the model says
@@ -673,8 +667,7 @@ class Trainer:
     name = self.model.loss_name
     for step in range(start + 1, c.num_steps + 1):
       if self.parts is None:
-        with self._graph_optimizations():
-          loss, applied = self._train_step(iterator)
+        loss, applied = self._train_step(iterator)
         loss, applied = _as_float(loss), bool(np.asarray(applied))
         logged = {f"loss ({name})": loss}
       else:
@@ -729,8 +722,7 @@ class Trainer:
     if traced:
       self._phase_fns[phase] = self._make_parts_step(phase)
     started = time.perf_counter()
-    with self._graph_optimizations():
-      losses, applied = self._phase_fns[phase](iterator)
+    losses, applied = self._phase_fns[phase](iterator)
     if traced and step > self._progress.start + 1:
       self._log(f"First step of the phase (tracing) took {time.perf_counter() - started:.1f} s.")
       self._progress.restart(step)

@@ -11,7 +11,6 @@ import numbers
 from gflow.choices import check_choice
 from gflow.flows.parts import SPLITS
 from gflow.nets.sharing import PROJECTIONS, SCOPES, VARIANTS, parse_embedding
-from gflow.train.graph_options import LEVELS
 from gflow.train.parts_schedule import SCHEDULES
 
 __all__ = ["ConfigError", "validate"]
@@ -57,9 +56,7 @@ def validate(config, optimizers=(), policies=()):
                                ("model.sharing", VARIANTS, "parameter sharing"),
                                ("model.share_across", SCOPES, "sharing scope"),
                                ("model.projection", PROJECTIONS, "projection"),
-                               ("parts.schedule", SCHEDULES, "parts schedule"),
-                               ("train.graph_optimizations", LEVELS,
-                                "graph optimization level")):
+                               ("parts.schedule", SCHEDULES, "parts schedule")):
     v = _get(config, field)
     if v is not None and choices:
       try:
