@@ -98,16 +98,18 @@ class _FusedUpdate:
     names = sorted(scalars)
 
     def update(distribution, grads_and_vars):
-      """On each device, every variable's kernel, in calls of up to CHUNK variables
-      (`gflow.train.chunked_calls`)."""
-      slots = [self._slots(var) for _, var in grads_and_vars]
+      """Every variable's kernel (each local copy's, under mirroring), in calls of up
+      to CHUNK variables of one device (`gflow.train.chunked_calls`)."""
       local = distribution.experimental_local_results
-      rows_per_device = zip(*[zip(local(var), local(first), local(second), local(grad))
-                              for (grad, var), (first, second) in zip(grads_and_vars, slots)])
+      by_device = {}
+      for grad, var in grads_and_vars:
+        first, second = self._slots(var)
+        for row in zip(local(var), local(first), local(second), local(grad)):
+          by_device.setdefault(row[0].device, []).append(row)
       body = type(self)._gated_kernels if gate is not None else type(self)._kernels
       constants = [scalars[k] for k in names] + ([gate] if gate is not None else [])
-      for rows in rows_per_device:
-        with tf.device(rows[0][0].device):
+      for device, rows in by_device.items():
+        with tf.device(device):
           call_in_chunks(body, [(var.handle, first.handle, second.handle, grad)
                                 for var, first, second, grad in rows], constants)
     if not _local_copies(self._distribution_strategy):
