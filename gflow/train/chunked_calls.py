@@ -37,11 +37,12 @@ def chunk_sizes(n):
 
 def call_in_chunks(body, rows, constants=()):
   """[body(chunk, *constants) for each chunk of `rows`]: `rows` is a list of tuples of
-  tensors (one per variable), `constants` tensors every call shares. `body` must be a
-  module-level function (its traces are kept under it) that works for inputs of any
-  shape, and it runs in a graph; its outputs are tensors (or None)."""
+  tensors (one per variable), `constants` tensors (or nests of them, e.g. a dict of
+  scalars) every call shares. `body` must be a module-level function (its traces are
+  kept under it) that works for inputs of any shape, and it runs in a graph; its
+  outputs are tensors (or None)."""
   rows = [tuple(tf.convert_to_tensor(t) for t in row) for row in rows]
-  constants = tuple(tf.convert_to_tensor(c) for c in constants)
+  constants = tf.nest.map_structure(tf.convert_to_tensor, tuple(constants))
   if in_xla_cluster() or tf.executing_eagerly():
     return [body(rows, *constants)] if rows else []
   results, start = [], 0
@@ -54,8 +55,8 @@ def call_in_chunks(body, rows, constants=()):
 
 def _function(body, chunk, constants):
   dtypes = tuple(tuple(t.dtype for t in row) for row in chunk)
-  specs = tuple(tf.TensorSpec(c.shape, c.dtype) for c in constants)
-  key = (body, dtypes, specs)
+  specs = tf.nest.map_structure(lambda c: tf.TensorSpec(c.shape, c.dtype), constants)
+  key = (body, dtypes, repr(specs))
   if key not in _FUNCTIONS:
     signature = [[tuple(tf.TensorSpec(None, d) for d in row) for row in dtypes], *specs]
     _FUNCTIONS[key] = tf.function(

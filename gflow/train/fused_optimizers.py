@@ -95,7 +95,6 @@ class _FusedUpdate:
       closed = dict(lr=0.0, beta1=1.0, beta2=1.0)
       scalars = {k: tf.where(gate, x, closed[k]) if k in closed else x
                  for k, x in scalars.items()}
-    names = sorted(scalars)
 
     def update(distribution, grads_and_vars):
       """Every variable's kernel (each local copy's, under mirroring), in calls of up
@@ -107,7 +106,7 @@ class _FusedUpdate:
         for row in zip(local(var), local(first), local(second), local(grad)):
           by_device.setdefault(row[0].device, []).append(row)
       body = type(self)._gated_kernels if gate is not None else type(self)._kernels
-      constants = [scalars[k] for k in names] + ([gate] if gate is not None else [])
+      constants = [scalars] + ([gate] if gate is not None else [])
       for device, rows in by_device.items():
         with tf.device(device):
           call_in_chunks(body, [(var.handle, first.handle, second.handle, grad)
@@ -138,23 +137,21 @@ class _FusedUpdate:
     return self._kernel(var.handle, m.handle, v.handle, grad, scalars)
 
   @classmethod
-  def _kernels(cls, rows, *scalars):
-    """Each row's (variable, first slot, second slot, gradient) kernel; the scalars
-    in name order."""
-    scalars = dict(zip(sorted(cls._SCALARS), scalars))
+  def _kernels(cls, rows, scalars):
+    """Each row's (variable, first slot, second slot, gradient) kernel, with the
+    step's scalars ({name: float32 tensor}, `_scalars`)."""
     for var, first, second, grad in rows:
       cls._kernel(var, first, second, grad, scalars)
 
   @classmethod
-  def _gated_kernels(cls, rows, *scalars_and_gate):
+  def _gated_kernels(cls, rows, scalars, gate):
     """`_kernels` with each gradient selected to zero where the gate is closed."""
-    *scalars, gate = scalars_and_gate
     zero = {}
     gated = []
     for var, first, second, grad in rows:
       zero.setdefault(grad.dtype, tf.zeros([], grad.dtype))
       gated.append((var, first, second, tf.where(gate, grad, zero[grad.dtype])))
-    cls._kernels(gated, *scalars)
+    cls._kernels(gated, scalars)
 
   def _slots(self, var):
     """`var`'s two slot variables."""
@@ -193,8 +190,6 @@ class FusedAdam(_FusedUpdate, keras.optimizers.Adam):
                 beta2_power=tf.pow(tf.cast(self.beta_2, tf.float32), step),
                 epsilon=tf.constant(self.epsilon, tf.float32))
 
-  _SCALARS = ("lr", "beta1", "beta2", "beta1_power", "beta2_power", "epsilon")
-
   @classmethod
   def _kernel(cls, var, m, v, grad, scalars):
     s = cls._cast(scalars, grad.dtype)
@@ -216,8 +211,6 @@ class FusedAdamax(_FusedUpdate, keras.optimizers.Adamax):
                 beta2=tf.constant(self.beta_2, tf.float32),
                 beta1_power=tf.pow(tf.cast(self.beta_1, tf.float32), step),
                 epsilon=tf.constant(self.epsilon, tf.float32))
-
-  _SCALARS = ("lr", "beta1", "beta2", "beta1_power", "epsilon")
 
   @classmethod
   def _kernel(cls, var, m, u, grad, scalars):
