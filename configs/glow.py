@@ -73,6 +73,7 @@ def get_config(arg="digits"):
   c.train.jit_compile = True        # XLA: ~2x the steps/s on CPU for this model
   c.train.remat = False             # recompute each step of flow in the backward pass
   c.train.shared_traces = False     # trace each distinct step of flow once (same results)
+  c.train.step_graph = "auto"       # Grappler on the step's graph: auto, full or light
   c.train.log_every = 100
   c.train.checkpoint_every = 500
   c.train.eval_every = 1000

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from gflow.train import Trainer, TrainingDiverged
 from gflow.train.checkpoint import model_variables
+from gflow.train.graph_options import LightStep
 from gflow.train.trainer import build_model, trainable_keyed
 from tests.conftest import CONFIG, REPO, TINY
 from tests.helpers.kill import checkpoint_values as _checkpoint_values
@@ -172,6 +173,28 @@ def test_xla_step_on_cpu_matches_the_graph_step(tmp_path, tiny_config):
   assert any(k.startswith("optimizer/") for k in graph) and any(k.startswith("ema/") for k in graph)
   for k in graph:  # weights, optimizer slots, EMA and step
     np.testing.assert_allclose(xla[k], graph[k], rtol=1e-3, atol=1e-4, err_msg=k)
+
+
+def test_light_step_graph_trains_what_the_full_one_trains(tmp_path, tiny_config):
+  """`train.step_graph` (Grappler's passes for the step's own graph; "auto" is light
+  with shared traces) changes the start-up, not what is learned."""
+  c = tiny_config
+  c.train.num_steps, c.train.warmup_steps, c.train.learning_rate = 4, 0, 5e-3
+  c.train.jit_compile, c.train.shared_traces = False, True
+  results = []
+  for level in ("full", "auto"):
+    c.train.step_graph = level
+    results.append(_initial_and_final(c, str(tmp_path / level)))
+  (initial, full), (_, light) = results
+  assert_moved_far(initial, full, tolerance=1e-5)
+  assert full.keys() == light.keys()
+  for k in full:
+    np.testing.assert_allclose(light[k], full[k], rtol=1e-4, atol=1e-5, err_msg=k)
+  # "auto" was light here, and is full without shared traces
+  for shared, light_step in ((True, True), (False, False)):
+    c.train.shared_traces = shared
+    t = Trainer(c, str(tmp_path / f"kind{shared}"), verbose=False)
+    assert isinstance(t._make_train_step(), LightStep) == light_step
 
 
 def test_mixed_bfloat16_networks_train_with_float32_log_dets(tmp_path, tiny_config):

@@ -43,6 +43,7 @@ from gflow.train.checkpoint_files import intact_latest
 from gflow.train.chunked_calls import call_in_chunks
 from gflow.train.ema import EMA
 from gflow.train.fused_optimizers import FusedAdam, FusedAdamax
+from gflow.train.graph_options import LightStep, resolve as resolve_step_graph
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
 from gflow.train.parts_schedule import PartsSchedule
@@ -562,6 +563,17 @@ class Trainer:
       # The flag is the same on every replica (per replica, or one merged value).
       applied = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(applied)))
       return self.strategy.reduce("sum", loss, axis=None), applied
+    return self._with_step_graph_options(step)
+
+  def _with_step_graph_options(self, step):
+    """`step`, called with Grappler's passes for its own graph as `train.step_graph`
+    says (gflow.train.graph_options): "auto" optimises the glue around shared module
+    traces lightly."""
+    c = self.config.train
+    shared = (bool(c.get("shared_traces", False)) and not self._xla
+              and not self._replicas_sync_in_forward())
+    if resolve_step_graph(c.get("step_graph", "auto"), shared) == "light":
+      return LightStep(step)
     return step
 
   def _parts_loss_and_grads(self, batch, phase):
@@ -607,7 +619,7 @@ class Trainer:
       losses, applied = self.strategy.run(replica_step, args=(next(iterator),))
       applied = tf.reduce_all(tf.stack(self.strategy.experimental_local_results(applied)))
       return self.strategy.reduce("sum", losses, axis=None), applied
-    return step
+    return self._with_step_graph_options(step)
 
   # -- phase 5: evaluation and samples ---------------------------------------
   def evaluate(self, num_samples=1):

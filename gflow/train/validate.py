@@ -11,6 +11,7 @@ import numbers
 from gflow.choices import check_choice
 from gflow.flows.parts import SPLITS
 from gflow.nets.sharing import PROJECTIONS, SCOPES, VARIANTS, parse_embedding
+from gflow.train.graph_options import LEVELS as STEP_GRAPH_LEVELS
 from gflow.train.parts_schedule import SCHEDULES
 
 __all__ = ["ConfigError", "validate"]
@@ -56,7 +57,9 @@ def validate(config, optimizers=(), policies=()):
                                ("model.sharing", VARIANTS, "parameter sharing"),
                                ("model.share_across", SCOPES, "sharing scope"),
                                ("model.projection", PROJECTIONS, "projection"),
-                               ("parts.schedule", SCHEDULES, "parts schedule")):
+                               ("parts.schedule", SCHEDULES, "parts schedule"),
+                               ("train.step_graph", STEP_GRAPH_LEVELS,
+                                "step graph optimisation")):
     v = _get(config, field)
     if v is not None and choices:
       try:
