@@ -113,17 +113,16 @@ def forward_and_log_det_of(layer, x, event_ndims, training=False, conditioning=N
     return _forward_and_log_det(layer, x, event_ndims, training, conditioning)
   def run(l, x, conditioning=None):
     return _forward_and_log_det(l, x, event_ndims, training, conditioning)
+  recompute = training and remat.recomputing()
   scope = shared_trace.current_scope()
-  if scope is not None:
-    def once(x, conditioning=None):
-      return shared_trace.traced_forward(scope, layer, run, x, event_ndims, training,
-                                         conditioning)
-  else:
-    def once(x, conditioning=None):
-      return run(layer, x, conditioning)
-  if training and remat.recomputing():
-    return remat.recomputed(layer, once, *([x] if conditioning is None else [x, conditioning]))
-  return once(x, conditioning)
+  if scope is not None and shared_trace.shares(layer, x, event_ndims, training, conditioning):
+    # the shared function recomputes inside itself: no per-variable work in the step
+    return shared_trace.traced_forward(scope, layer, run, x, event_ndims, training,
+                                       conditioning, recompute=recompute)
+  if recompute:
+    return remat.recomputed(layer, lambda *a: run(layer, *a),
+                            *([x] if conditioning is None else [x, conditioning]))
+  return run(layer, x, conditioning)
 
 
 def _forward_and_log_det(layer, x, event_ndims, training, conditioning):

@@ -14,6 +14,10 @@ BatchNorm in training mode updates its moving statistics as a side effect of the
 forward pass; the recomputation holds them (`gflow.nets.batch_norm`), so each step
 updates them once, as without checkpointing. Under XLA an optimisation barrier
 keeps the compiler from merging the recomputation back into the forward pass.
+
+A checkpoint layer that runs in a shared trace (`gflow.layers.shared_trace`)
+recomputes inside its shared function instead, with the same results; `recomputed`
+here serves the others (unrolled, or inside XLA).
 """
 
 import contextlib
