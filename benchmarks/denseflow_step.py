@@ -7,7 +7,9 @@ images (variational dequantization, augmentation noise, BatchNorm in training
 mode) → gradients → one Adamax update, in one `tf.function`
 (`jit_compile` off/on), with `--remat` on/off (`train.remat`: each glow-like
 module recomputed in the backward pass) and `--shared_traces` on/off
-(`train.shared_traces`: one trace per distinct module, the DenseFlow default). The
+(`train.shared_traces`: one trace per distinct module, the DenseFlow default), its own
+graph optimised at `--step_graph` (`train.step_graph`, default auto) and glibc's
+malloc arenas capped as gflow's binaries cap them (`gflow.malloc_arenas`). The
 step is built and initialised ("build s"), traced ("trace s": the Python trace and
 the gradient graph) and warmed up `--warmup` times ("compile s", counted from the
 start of the trace: tracing, Grappler or XLA, the first run); "1st step s" counts from
@@ -50,6 +52,8 @@ def parse_args(argv=None):
   p.add_argument("--iters", type=int, default=3)
   p.add_argument("--samples", type=int, default=128, help="0: skip sampling")
   p.add_argument("--network_dtype", default="", help="e.g. mixed_bfloat16")
+  p.add_argument("--step_graph", default="auto",
+                 help="train.step_graph: auto, full or light (Grappler on the step's graph)")
   p.add_argument("--cell", default="", help=argparse.SUPPRESS)  # config,batch,xla,remat,shared
   return p.parse_args(argv)
 
@@ -96,6 +100,8 @@ def run_cell(args):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import resource
 
+  from gflow.malloc_arenas import cap_malloc_arenas
+  cap_malloc_arenas()  # as gflow's binaries do, first
   import keras
   import numpy as np
   import tensorflow as tf
@@ -107,6 +113,7 @@ def run_cell(args):
   from gflow.layers.shared_trace import shared_trace_scope
   from gflow.noise import Noise
   from gflow.eager_variables import fast_variable_creation
+  from gflow.train.graph_options import LightStep, resolve
   from gflow.train.trainer import OPTIMIZERS, build_model
 
   name, batch, xla, remat, shared = args.cell.split(",")
@@ -133,10 +140,13 @@ def run_cell(args):
     opt.apply(tape.gradient(loss, variables), variables)
     return loss
 
-  step = tf.function(step, jit_compile=xla, autograph=model.autograph)  # as gflow-train
+  traced_step = tf.function(step, jit_compile=xla, autograph=model.autograph)  # as gflow-train
+  step = traced_step  # called as gflow-train calls it (train.step_graph)
+  if resolve(args.step_graph, shared and not xla) == "light":
+    step = LightStep(traced_step)
   peaks.enter("trace")
   t0 = time.perf_counter()
-  step.get_concrete_function(x, tf.constant([0, 0]))
+  traced_step.get_concrete_function(x, tf.constant([0, 0]))
   traced = time.perf_counter() - t0
   peaks.enter("first")
   for i in range(args.warmup):
@@ -172,7 +182,8 @@ def main():
   import platform
   print(f"DenseFlow training step at 32x32x3: configs {args.configs}, batches {args.batches}, "
         f"xla {args.xla}, remat {args.remat}, shared traces {args.shared_traces}, warm-up {args.warmup}, timed iters {args.iters} (median), "
-        f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}")
+        f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}, "
+        f"step graph {args.step_graph}")
   print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
   print(f"{'config':7} {'batch':>5} {'xla':>4} {'remat':>5} {'shared':>6} {'params':>12} {'s/step':>8} {'img/s':>7} "
         f"{'build s':>7} {'trace s':>7} {'compile s':>9} {'1st step s':>10} {'sample s':>8} "
@@ -187,7 +198,7 @@ def main():
               f",{args.remat.split(',')[0]},{args.shared_traces.split(',')[0]}")
           cmd = [sys.executable, __file__, f"--cell={cell}", f"--warmup={args.warmup}",
                  f"--iters={args.iters}", f"--samples={args.samples if sampled else 0}",
-                 f"--network_dtype={args.network_dtype}"]
+                 f"--network_dtype={args.network_dtype}", f"--step_graph={args.step_graph}"]
           proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
           if proc.returncode:
             reason = (proc.stderr.strip().splitlines() or ["?"])[-1][:100]

@@ -4,6 +4,7 @@ import os
 import sys
 
 from gflow import _console
+from gflow.malloc_arenas import cap_malloc_arenas
 
 __all__ = ["run_app", "reject_extra_args"]
 
@@ -24,6 +25,7 @@ def run_app(main):
   """
   verbose = _console.verbose()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+  cap_malloc_arenas()  # before TensorFlow starts its threads: see gflow.malloc_arenas
   from absl import app
 
   from gflow.data import DatasetUnavailableError
