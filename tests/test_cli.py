@@ -34,7 +34,8 @@ def test_train_writes_progress_checkpoints_summaries_samples_and_config(trained)
 def test_the_terminal_shows_what_gflow_did_and_no_tensorflow_start_up_lines(trained):
   workdir, out, err = trained
   assert not re.search(r"^[IWE]0000|cuInit|oneDNN|absl::InitializeLog", err, re.M), err
-  assert re.search(r"^First step \(tracing and XLA compiling\) took [\d.]+ s\.$", out, re.M)
+  assert re.search(r"^First step \(data-dependent init, tracing and XLA compiling\) took "
+                   r"[\d.]+ s\.$", out, re.M)
   first = re.search(r"^step  5/10 \| .* \| ([\d.]+) steps/s \| ETA", out, re.M)
   assert first and float(first.group(1)) > 2, out  # compile time is not in steps/s
   assert f"Saved {workdir / 'checkpoints' / 'ckpt-10'}" in out.splitlines()

@@ -26,7 +26,7 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow.core.protobuf import rewriter_config_pb2
 from tensorflow.python.eager import context
 
-__all__ = ["LEVELS", "LightStep", "light_graph_options", "resolve"]
+__all__ = ["LEVELS", "LightStep", "light_call_options", "light_graph_options", "resolve"]
 
 LEVELS = ("auto", "full", "light")
 _OFF = ("constant_folding", "function_optimization", "arithmetic_optimization",
@@ -44,20 +44,26 @@ def resolve(level, modules_shared):
   return level
 
 
+def light_call_options(options=None):
+  """`options` (default: this thread's function call options) without the six passes."""
+  options = options or context.context().function_call_options
+  config = config_pb2.ConfigProto()
+  config.ParseFromString(options.config_proto_serialized)
+  rewrite = config.graph_options.rewrite_options
+  for name in _OFF:
+    setattr(rewrite, name, rewriter_config_pb2.RewriterConfig.OFF)
+  rewrite.memory_optimization = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
+  return context.FunctionCallOptions(executor_type=options.executor_type,
+                                     config_proto=config)
+
+
 @contextlib.contextmanager
 def light_graph_options():
   """Functions first called within (and traced within) are optimised without the
   six passes; the process's options come back on exit."""
   ctx = context.context()
   previous = ctx.function_call_options
-  config = config_pb2.ConfigProto()
-  config.ParseFromString(previous.config_proto_serialized)
-  rewrite = config.graph_options.rewrite_options
-  for name in _OFF:
-    setattr(rewrite, name, rewriter_config_pb2.RewriterConfig.OFF)
-  rewrite.memory_optimization = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
-  ctx.function_call_options = context.FunctionCallOptions(
-      executor_type=previous.executor_type, config_proto=config)
+  ctx.function_call_options = light_call_options(previous)
   try:
     yield
   finally:
@@ -75,9 +81,18 @@ class LightStep:
     self._step = step
     self._traced = False
 
+  def get_concrete_function(self, *args):
+    """The step's trace for `args`, traced (outside the options) if it was not."""
+    concrete = self._step.get_concrete_function(*args)
+    self._traced = True
+    return concrete
+
+  def call_options(self):
+    """The function call options its calls carry (for `gflow.train.instantiation`)."""
+    return light_call_options()
+
   def __call__(self, *args):
     if not self._traced:
-      self._step.get_concrete_function(*args)
-      self._traced = True
+      self.get_concrete_function(*args)
     with light_graph_options():
       return self._step(*args)

@@ -44,6 +44,7 @@ from gflow.train.chunked_calls import call_in_chunks
 from gflow.train.ema import EMA
 from gflow.train.fused_optimizers import FusedAdam, FusedAdamax
 from gflow.train.graph_options import LightStep, resolve as resolve_step_graph
+from gflow.train.instantiation import instantiating
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
 from gflow.train.parts_schedule import PartsSchedule
@@ -668,14 +669,22 @@ class Trainer:
     self.save_config()
     if start == 0 and self.init_from:
       self._load_weights(self.init_from)
-    if not self.model.is_initialized():
-      self.initialize()
+    progress = self._progress = Progress(start, c.num_steps)
+    initialized_here = not self.model.is_initialized()
     if self.parts is not None:
+      if initialized_here:
+        self.initialize()
       self._check_phase(start)
     elif self._train_step is None:
       self._train_step = self._make_train_step()
     iterator = iter(self._dataset(self.global_batch, start))
-    progress = self._progress = Progress(start, c.num_steps)
+    if initialized_here and self.parts is None:
+      # Nothing in the step's trace depends on the init's values: trace it now, and
+      # let TensorFlow instantiate it in the background while the init runs.
+      concrete = self._train_step.get_concrete_function(iterator)
+      options = getattr(self._train_step, "call_options", lambda: None)()
+      with instantiating(concrete, (iterator,), options):
+        self.initialize()
     name = self.model.loss_name
     for step in range(start + 1, c.num_steps + 1):
       if self.parts is None:
@@ -685,8 +694,9 @@ class Trainer:
       else:
         loss, applied, logged = self._parts_step(step, iterator)
       if step == start + 1:  # tracing and compiling: not part of steps/s and the ETA
-        self._log(f"First step (tracing{' and XLA compiling' if c.jit_compile else ''}) "
-                  f"took {progress.restart(step):.1f} s.")
+        what = ("data-dependent init, " if initialized_here else "") + "tracing" + (
+            " and XLA compiling" if c.jit_compile else "")
+        self._log(f"First step ({what}) took {progress.restart(step):.1f} s.")
       if not applied or not math.isfinite(loss):
         last = self.manager.latest_checkpoint
         what = (f"Loss is {loss}" if not math.isfinite(loss)
