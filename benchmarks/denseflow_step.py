@@ -10,10 +10,13 @@ module recomputed in the backward pass) and `--shared_traces` on/off
 (`train.shared_traces`: one trace per distinct module, the DenseFlow default), its own
 graph optimised at `--step_graph` (`train.step_graph`, default auto) and glibc's
 malloc arenas capped as gflow's binaries cap them (`gflow.malloc_arenas`). The
-step is built and initialised ("build s"), traced ("trace s": the Python trace and
-the gradient graph) and warmed up `--warmup` times ("compile s", counted from the
-start of the trace: tracing, Grappler or XLA, the first run); "1st step s" counts from
-the process's start (imports, build, init, trace, compile, first run). Then
+model and optimizer are built ("build s"), the step traced ("trace s": the Python trace
+and the gradient graph), the model initialised from the batch while TensorFlow
+instantiates the step in the background (as `gflow-train` does,
+`gflow.train.instantiation`), and the step warmed up `--warmup` times ("compile s",
+counted from the start of the trace: tracing, init and instantiation, Grappler or XLA,
+the first run); "1st step s" counts from the process's start (imports, build, trace,
+init, compile, first run). Then
 `--iters` steps are timed with `.numpy()` on each loss. Sampling draws
 `--samples` images at temperature 1 in one `tf.function` (XLA off), timed
 after one warm-up call.
@@ -114,6 +117,7 @@ def run_cell(args):
   from gflow.noise import Noise
   from gflow.eager_variables import fast_variable_creation
   from gflow.train.graph_options import LightStep, resolve
+  from gflow.train.instantiation import instantiating
   from gflow.train.trainer import OPTIMIZERS, build_model
 
   name, batch, xla, remat, shared = args.cell.split(",")
@@ -126,7 +130,6 @@ def run_cell(args):
   rng = np.random.default_rng(0)
   x = tf.constant(rng.integers(0, 256, (batch, 32, 32, 3)) + rng.random((batch, 32, 32, 3)),
                   tf.float32)
-  model.initialize(x)
   variables = list(model.trainable_variables)
   opt = OPTIMIZERS["adamax"](1e-3)  # what gflow-train uses, as it builds it
   with fast_variable_creation():
@@ -146,13 +149,17 @@ def run_cell(args):
     step = LightStep(traced_step)
   peaks.enter("trace")
   t0 = time.perf_counter()
-  traced_step.get_concrete_function(x, tf.constant([0, 0]))
+  concrete = traced_step.get_concrete_function(x, tf.constant([0, 0]))
   traced = time.perf_counter() - t0
   peaks.enter("first")
+  # as gflow-train: the data-dependent init runs while TensorFlow instantiates the step
+  options = step.call_options() if isinstance(step, LightStep) else None
+  with instantiating(concrete, (x, tf.constant([0, 0])), options):
+    model.initialize(x)
   for i in range(args.warmup):
     step(x, tf.constant([i, 0])).numpy()
   first = time.perf_counter() - t0
-  to_first_step = time.perf_counter() - launched  # imports, build, init, trace, compile
+  to_first_step = time.perf_counter() - launched  # imports, build, trace, init, compile
   peaks.enter("steps")
   times = []
   for i in range(args.iters):

@@ -681,8 +681,9 @@ class Trainer:
     if initialized_here and self.parts is None:
       # Nothing in the step's trace depends on the init's values: trace it now, and
       # let TensorFlow instantiate it in the background while the init runs.
-      concrete = self._train_step.get_concrete_function(iterator)
-      options = getattr(self._train_step, "call_options", lambda: None)()
+      train_step = self._train_step
+      concrete = train_step.get_concrete_function(iterator)
+      options = train_step.call_options() if isinstance(train_step, LightStep) else None
       with instantiating(concrete, (iterator,), options):
         self.initialize()
     name = self.model.loss_name
