@@ -5,11 +5,15 @@ TensorFlow's C++ runtime prints a dozen lines when it loads and finds its device
 sees them as errors that are not. When the process is one of gflow's console
 scripts (`gflow-*`, or `python -m gflow.cli.*`) and not asked to be verbose
 (`--verbosity=0` or higher, or GFLOW_DEBUG=1), TensorFlow is loaded with the
-process's stderr set aside; the lines are shown if loading fails. Importing gflow
-as a library changes nothing.
+process's stderr set aside; the lines are shown if loading fails. Before that, a
+console script's `--xla_cache` or `--workdir` sets where XLA keeps its compiled
+programs (`gflow.xla_cache`): TensorFlow reads that when it first finds its devices.
+Importing gflow as a library changes nothing.
 """
 
+import contextlib
 import os
+import re
 import sys
 import tempfile
 
@@ -63,6 +67,71 @@ def load_tensorflow_quietly():
       os.close(saved)
 
 
+# Lines TensorFlow logs as errors that are not, when it loads a program from XLA's
+# persistent cache (gflow.xla_cache): it first tries the file as text, and it compares
+# the compiling CPU's tuning features (not instruction sets) with the host's.
+HARMLESS = re.compile(
+    r"Error parsing text-format tensorflow\.XlaSerializedCacheEntry"
+    r"|Loading XLA:CPU AOT result\. Target machine feature \+prefer-[\w-]+ is not +supported")
+
+
+@contextlib.contextmanager
+def harmless_lines_hidden():
+  """In a quiet console script (not verbose), the block's stderr (fd 2) is set aside
+  and written back without the lines HARMLESS matches; everything, if the block
+  raises. Elsewhere it changes nothing."""
+  if not (is_console_script() and not verbose()):
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    failed = True
+    try:
+      yield
+      failed = False
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+      sys.stderr.write("".join(l for l in lines if failed or not HARMLESS.search(l)))
+      sys.stderr.flush()
+
+
+def flag_value(name, argv=None):
+  """The value of `--name=value` or `--name value` among the flags (the last given), or
+  None: read before absl parses them, for what must be set before TensorFlow loads."""
+  argv = (sys.argv if argv is None else argv)[1:]
+  found = None
+  for i, arg in enumerate(argv):
+    if arg.startswith(f"--{name}="):
+      found = arg.split("=", 1)[1]
+    elif arg == f"--{name}" and i + 1 < len(argv):
+      found = argv[i + 1]
+  return found
+
+
+def xla_cache_from_flags(argv=None):
+  """(directory, create) for XLA's persistent cache from a binary's `--xla_cache`
+  (`none`: off) or else its `--workdir` (`<workdir>/xla_cache`, made by TensorFlow
+  when it first writes there, once the run has made the workdir); None for neither."""
+  given = flag_value("xla_cache", argv)
+  if given == "none":
+    return None
+  if given:
+    return given, True
+  workdir = flag_value("workdir", argv)
+  return (os.path.join(workdir, "xla_cache"), False) if workdir else None
+
+
 def quiet_start():
-  if is_console_script() and not verbose():
-    load_tensorflow_quietly()
+  if is_console_script():
+    cache = xla_cache_from_flags()
+    if cache is not None:  # TensorFlow reads its XLA flags when it finds its devices
+      from gflow.xla_cache import use_compilation_cache
+      use_compilation_cache(*cache)
+    if not verbose():
+      load_tensorflow_quietly()

@@ -6,7 +6,7 @@ import sys
 from gflow import _console
 from gflow.malloc_arenas import cap_malloc_arenas
 
-__all__ = ["run_app", "reject_extra_args"]
+__all__ = ["run_app", "reject_extra_args", "define_xla_cache_flag", "check_xla_cache"]
 
 DEBUG_ENV = _console.DEBUG_ENV
 
@@ -14,6 +14,27 @@ DEBUG_ENV = _console.DEBUG_ENV
 def reject_extra_args(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
+
+
+def define_xla_cache_flag():
+  """The `--xla_cache` flag of a binary that takes a `--workdir` (read before TensorFlow
+  loads, by `gflow._console`; see gflow.xla_cache)."""
+  from absl import flags
+  return flags.DEFINE_string(
+      "xla_cache", "", "Directory keeping XLA's compiled programs across runs: a run that "
+      "compiles them again loads them (default <workdir>/xla_cache; 'none': off). "
+      "Share it only between machines of one kind (gflow.xla_cache).")
+
+
+def check_xla_cache(value, workdir):
+  """Warns when the parsed `--xla_cache`/`--workdir` ask for XLA's persistent cache and
+  none is set: gflow sets it from the command line before TensorFlow loads
+  (`gflow._console`), and a flag given another way (e.g. in a --flagfile) comes too late."""
+  from gflow.xla_cache import compilation_cache
+  if value != "none" and (value or workdir) and compilation_cache() is None:
+    print("warning: XLA's compiled programs are not kept across runs: give --xla_cache "
+          "or --workdir on the command line, or set TF_XLA_FLAGS="
+          "--tf_xla_persistent_cache_directory=<dir>.", file=sys.stderr)
 
 
 def run_app(main):

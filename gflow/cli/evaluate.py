@@ -66,6 +66,7 @@ _FEATURES = flags.DEFINE_string("features", "", "--fid and --nearest_neighbours:
                                 "also takes 'none' (pixels only).")
 _REFERENCE = flags.DEFINE_enum("reference", "test", ["test", "train"], "--fid: the real "
                                "images samples are compared with.")
+_XLA_CACHE = common.define_xla_cache_flag()
 flags.mark_flag_as_required("workdir")
 
 
@@ -79,6 +80,7 @@ def main(argv):
   if k < 1:
     raise ValueError(f"--num_importance_samples must be >= 1; got {k}.")
   config, _ = load_run(_WORKDIR.value)
+  common.check_xla_cache(_XLA_CACHE.value, _WORKDIR.value)
   model = gflow.load(_WORKDIR.value, use_ema=_EMA.value)
   if _NEAREST.value or _FID.value:  # either or both, on the model and features loaded once
     name = _FEATURES.value or ("classifier" if config.data.name == "digits" else "inception")

@@ -27,6 +27,7 @@ _WAV = flags.DEFINE_string("wav", "", "Resynthesise this WAV file from its mel s
                            "(runs trained with config.data.features='mel').")
 _MEL = flags.DEFINE_string("mel", "", "Synthesise from this .npy log-mel spectrogram, "
                            "[frames, bands] or [n, frames, bands].")
+_XLA_CACHE = common.define_xla_cache_flag()
 flags.mark_flag_as_required("workdir")
 
 
@@ -42,6 +43,7 @@ def main(argv):
   from gflow import data as gdata
   from gflow.train.trainer import load_run, sample_conditioning
   config, run = load_run(_WORKDIR.value)
+  common.check_xla_cache(_XLA_CACHE.value, _WORKDIR.value)
   conditioning, length = (_given_conditioning(config) if (_WAV.value or _MEL.value)
                           else (None, None))
   model = gflow.load(_WORKDIR.value)

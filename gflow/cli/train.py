@@ -25,11 +25,13 @@ _FINETUNE = flags.DEFINE_string("finetune_from", None,
                                 "A trained workdir: fine-tune its model (no --config needed).")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"],
                               "tf.distribute strategy.")
+_XLA_CACHE = common.define_xla_cache_flag()
 flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
   common.reject_extra_args(argv)
+  common.check_xla_cache(_XLA_CACHE.value, _WORKDIR.value)
   from gflow.train import Trainer, TrainingDiverged, make_strategy
   import tensorflow as tf
 

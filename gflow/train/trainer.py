@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from gflow import data as gdata
+from gflow._console import harmless_lines_hidden
 from gflow import registry
 from gflow.choices import check_choice
 from gflow.eager_variables import fast_variable_creation
@@ -41,6 +42,7 @@ from gflow.train.checkpoint import check_model_entries, model_variables, trackab
 from gflow.train.best import BestCheckpoint
 from gflow.train.checkpoint_files import intact_latest
 from gflow.train.chunked_calls import call_in_chunks
+from gflow.train.clipping import clip_by_global_norm, total
 from gflow.train.ema import EMA
 from gflow.train.fused_optimizers import FusedAdam, FusedAdamax
 from gflow.train.graph_options import LightStep, resolve as resolve_step_graph
@@ -426,7 +428,7 @@ class Trainer:
     values = [(g.values if isinstance(g, tf.IndexedSlices) else g,) for g in grads
               if g is not None]
     sums = [tf.reduce_sum(tf.cast(loss, tf.float32))] + call_in_chunks(_sum_of_sums, values)
-    ok = tf.math.is_finite(tf.add_n(sums))
+    ok = tf.math.is_finite(total(sums))
     bad = tf.cast(tf.logical_not(ok), tf.float32)
     ctx = tf.distribute.get_replica_context()
     if ctx is not None and ctx.num_replicas_in_sync > 1:
@@ -455,7 +457,7 @@ class Trainer:
       # The optimizer sums over replicas again, hence the division.
       if replicas > 1:
         grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
-      grads, _ = tf.clip_by_global_norm(grads, c.grad_clip_norm)
+      grads, _ = clip_by_global_norm(grads, c.grad_clip_norm)
       if replicas > 1:
         grads = [g / replicas for g in grads]
     start = 0
@@ -688,12 +690,14 @@ class Trainer:
         self.initialize()
     name = self.model.loss_name
     for step in range(start + 1, c.num_steps + 1):
-      if self.parts is None:
-        loss, applied = self._train_step(iterator)
-        loss, applied = _as_float(loss), bool(np.asarray(applied))
-        logged = {f"loss ({name})": loss}
-      else:
-        loss, applied, logged = self._parts_step(step, iterator)
+      # the first step may load XLA's programs from its cache (gflow.xla_cache)
+      with harmless_lines_hidden() if step == start + 1 else contextlib.nullcontext():
+        if self.parts is None:
+          loss, applied = self._train_step(iterator)
+          loss, applied = _as_float(loss), bool(np.asarray(applied))
+          logged = {f"loss ({name})": loss}
+        else:
+          loss, applied, logged = self._parts_step(step, iterator)
       if step == start + 1:  # tracing and compiling: not part of steps/s and the ETA
         what = ("data-dependent init, " if initialized_here else "") + "tracing" + (
             " and XLA compiling" if c.jit_compile else "")
@@ -877,7 +881,7 @@ def sample_conditioning(data, n):
 
 def _sum_of_sums(rows):
   """The float32 total of the sums of the rows' tensors (each summed in its dtype)."""
-  return tf.add_n([tf.cast(tf.reduce_sum(t), tf.float32) for t, in rows])
+  return total(tf.cast(tf.reduce_sum(t), tf.float32) for t, in rows)
 
 
 def _syncs_replicas(layer):
