@@ -5,8 +5,11 @@ XLA compiles a step the first time it runs; on a CPU a deep flow's step takes mi
 directory, one file per program, named by a fingerprint of the program (its HLO) and
 of the call's signature; a later process that compiles the same program on the same
 kind of machine reads the file instead of compiling (`benchmarks/README.md` has the
-figures). Resuming a run, evaluating or sampling from it, or training the same config
-again then starts without the compilation.
+figures). Running the same command again (the same config in a new workdir, with
+`--xla_cache` naming one directory) then starts without the compilation. The key
+holds the name TensorFlow gave the traced function, which carries a process-wide
+count of the functions traced before it: a resumed run, which traces other functions
+first, misses and compiles again.
 
 TensorFlow reads its XLA flags once, when it first looks for its devices or runs an
 operation: `use_compilation_cache(directory)` must come before that. gflow's binaries
