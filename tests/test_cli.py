@@ -87,6 +87,19 @@ def test_train_again_resumes_instead_of_restarting(trained):
   assert "Resumed from" in out and "Initialised" not in out
 
 
+def test_the_same_command_in_a_new_workdir_loads_the_compiled_step_quietly(trained, tmp_path):
+  workdir, _, _ = trained
+  cache = workdir / "xla_cache"
+  files = {f: os.stat(cache / f).st_mtime_ns for f in os.listdir(cache)}
+  proc = run_cli("train", f"--config={CONFIG}:digits", f"--workdir={tmp_path}", *TINY,
+                 "--config.train.num_steps=10", "--config.train.ema_decay=0.9",
+                 f"--xla_cache={cache}")
+  # loaded: a compilation would have written its program (a new file, or this one again)
+  assert {f: os.stat(cache / f).st_mtime_ns for f in os.listdir(cache)} == files
+  assert not (tmp_path / "xla_cache").exists()
+  assert not re.search(r"^[IWE]0000", proc.stderr, re.M), proc.stderr  # harmless lines hidden
+
+
 def test_list_shows_plugins_and_bijectors_with_their_distribution():
   out = run_cli("list_plugins").stdout
   assert "glow" in out and "model" in out and "gflow" in out

@@ -96,22 +96,29 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(tmp_path, tin
                                   v.numpy(), err_msg=key)
 
 
-@tf.custom_gradient
-def _overflowing_gradient(x):
-  """Identity whose gradient is infinite: a finite loss with a non-finite gradient."""
-  return tf.identity(x), lambda dy: dy * float("inf")
+def _scaled_gradient(factor):
+  @tf.custom_gradient
+  def identity(x):
+    """Identity whose gradient is `factor` times the true one."""
+    return tf.identity(x), lambda dy: dy * factor
+  return identity
 
 
-def test_overflowing_gradient_with_a_finite_loss_is_not_applied(tmp_path, tiny_config):
+# an infinite gradient; or finite gradients whose global norm overflows float32, which
+# clipping turns into NaN (so the check must look at the clipped gradients)
+@pytest.mark.parametrize("factor,clip", [(float("inf"), 0.0), (1e30, 1.0)])
+def test_overflowing_gradient_with_a_finite_loss_is_not_applied(tmp_path, tiny_config, factor,
+                                                                clip):
   c = tiny_config
   c.train.num_steps, c.train.checkpoint_every, c.train.ema_decay = 10, 1, 0.9
-  c.train.grad_clip_norm = 0.0
+  c.train.grad_clip_norm = clip
   trainer = Trainer(c, str(tmp_path), verbose=False)
   loss = trainer.model.loss
+  scaled = _scaled_gradient(factor)
 
   def loss_overflowing_at_step_3(batch, seed, training=False):
     per_example = loss(batch, seed, training)
-    return tf.cond(tf.equal(trainer.step, 2), lambda: _overflowing_gradient(per_example),
+    return tf.cond(tf.equal(trainer.step, 2), lambda: scaled(per_example),
                    lambda: per_example)
   trainer.model.loss = loss_overflowing_at_step_3
   with pytest.raises(TrainingDiverged, match=r"A gradient is NaN or Inf \(loss \d+\.\d+\) "

@@ -445,21 +445,27 @@ class Trainer:
       start += len(variables)
     return ok
 
+  def _clipped(self, grads):
+    """`grads` clipped by their global norm (`train.grad_clip_norm`; a loss-scaling
+    optimizer's scaled gradients are not). Under several replicas the global gradient
+    (summed over replicas) is clipped, as one replica would; the optimizer sums over
+    replicas again, hence the division."""
+    c = self.config.train
+    if not c.grad_clip_norm or isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+      return grads
+    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+    if replicas > 1:
+      grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
+    grads, _ = clip_by_global_norm(grads, c.grad_clip_norm)
+    if replicas > 1:
+      grads = [g / replicas for g in grads]
+    return grads
+
   def _apply(self, grads, groups=None, gate=None):
     """Applies `grads` (aligned with the variables of `groups`, [(optimizer,
     variables)], default all) with each group's optimizer, then the EMA; with
     `gate` (a scalar bool tensor), only where it is true (`apply_gated`)."""
     groups = self.groups if groups is None else groups
-    c = self.config.train
-    replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-    if c.grad_clip_norm and not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
-      # Clip the global gradient (summed over replicas), as one replica would.
-      # The optimizer sums over replicas again, hence the division.
-      if replicas > 1:
-        grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
-      grads, _ = clip_by_global_norm(grads, c.grad_clip_norm)
-      if replicas > 1:
-        grads = [g / replicas for g in grads]
     start = 0
     for opt, variables in groups:
       part = grads[start:start + len(variables)]
@@ -491,6 +497,8 @@ class Trainer:
     if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
       finite = self._finite(loss, [])
     else:
+      # checked after clipping: a global norm that overflows makes the clipped gradients NaN
+      grads = self._clipped(grads)
       finite = self._finite(loss, grads)
     if self._can_gate(grads, groups):  # the fused optimizers: no tf.cond (see below)
       self._apply(grads, groups, gate=finite)
