@@ -21,9 +21,9 @@ def define_xla_cache_flag():
   loads, by `gflow._console`; see gflow.xla_cache)."""
   from absl import flags
   return flags.DEFINE_string(
-      "xla_cache", "", "Directory keeping XLA's compiled programs across runs: a run that "
-      "compiles them again loads them (default <workdir>/xla_cache; 'none': off). "
-      "Share it only between machines of one kind (gflow.xla_cache).")
+      "xla_cache", "", "Directory keeping XLA's compiled programs across runs: the same "
+      "command run again loads them instead of compiling (default <workdir>/xla_cache; "
+      "'none': off). Share it only between machines of one kind (gflow.xla_cache).")
 
 
 def check_xla_cache(value, workdir):
