@@ -45,26 +45,36 @@ def verbose(argv=None):
   return False
 
 
+@contextlib.contextmanager
+def _stderr_set_aside(shown):
+  """Runs the block with stderr (fd 2) going to a temporary file, then writes back the
+  lines `shown(line)` accepts, or every line if the block raised."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    failed = True
+    try:
+      yield
+      failed = False
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+      sys.stderr.write("".join(l for l in lines if failed or shown(l)))
+      sys.stderr.flush()
+
+
 def load_tensorflow_quietly():
   """Imports TensorFlow and finds its devices with stderr (fd 2) set aside."""
   if "tensorflow" in sys.modules:
     return
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      import tensorflow as tf
-      tf.config.list_physical_devices()
-    except BaseException:
-      os.dup2(saved, 2)
-      captured.seek(0)
-      sys.stderr.write(captured.read().decode(errors="replace"))
-      raise
-    finally:
-      os.dup2(saved, 2)
-      os.close(saved)
+  with _stderr_set_aside(lambda line: False):
+    import tensorflow as tf
+    tf.config.list_physical_devices()
 
 
 # Lines TensorFlow logs as errors that are not, when it loads a program from XLA's
@@ -83,22 +93,8 @@ def harmless_lines_hidden():
   if not (is_console_script() and not verbose()):
     yield
     return
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as captured:
-    os.dup2(captured.fileno(), 2)
-    failed = True
-    try:
-      yield
-      failed = False
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
-      captured.seek(0)
-      lines = captured.read().decode(errors="replace").splitlines(keepends=True)
-      sys.stderr.write("".join(l for l in lines if failed or not HARMLESS.search(l)))
-      sys.stderr.flush()
+  with _stderr_set_aside(lambda line: not HARMLESS.search(line)):
+    yield
 
 
 def flag_value(name, argv=None):
@@ -114,17 +110,20 @@ def flag_value(name, argv=None):
   return found
 
 
-def xla_cache_from_flags(argv=None):
+def xla_cache_for(given, workdir):
   """(directory, create) for XLA's persistent cache from a binary's `--xla_cache`
   (`none`: off) or else its `--workdir` (`<workdir>/xla_cache`, made by TensorFlow
   when it first writes there, once the run has made the workdir); None for neither."""
-  given = flag_value("xla_cache", argv)
   if given == "none":
     return None
   if given:
     return given, True
-  workdir = flag_value("workdir", argv)
   return (os.path.join(workdir, "xla_cache"), False) if workdir else None
+
+
+def xla_cache_from_flags(argv=None):
+  """`xla_cache_for` the command line's flags, before absl parses them."""
+  return xla_cache_for(flag_value("xla_cache", argv), flag_value("workdir", argv))
 
 
 def quiet_start():

@@ -31,7 +31,7 @@ def check_xla_cache(value, workdir):
   none is set: gflow sets it from the command line before TensorFlow loads
   (`gflow._console`), and a flag given another way (e.g. in a --flagfile) comes too late."""
   from gflow.xla_cache import compilation_cache
-  if value != "none" and (value or workdir) and compilation_cache() is None:
+  if _console.xla_cache_for(value, workdir) is not None and compilation_cache() is None:
     print("warning: XLA's compiled programs are not kept across runs: give --xla_cache "
           "or --workdir on the command line, or set TF_XLA_FLAGS="
           "--tf_xla_persistent_cache_directory=<dir>.", file=sys.stderr)
