@@ -29,6 +29,7 @@ def test_train_writes_progress_checkpoints_summaries_samples_and_config(trained)
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir / "tensorboard"))
   # the compiled step, kept for the next run (gflow.xla_cache)
   assert any(f.startswith("xla_compile_cache") for f in os.listdir(workdir / "xla_cache"))
+  assert "tensorboard/, xla_cache/ (XLA's compiled programs, for the next run), config.json." in out
   png = os.path.join(workdir, "samples", "step_0000010.png")
   assert Image.open(png).size[0] > 8
 

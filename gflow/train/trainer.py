@@ -804,8 +804,10 @@ class Trainer:
       best = self.best.record
       line += f", best {best['value']:.4f}{unit} at step {best['step']}"
     self._log(f"{line}.")
+    cache = ("xla_cache/ (XLA's compiled programs, for the next run), "
+             if os.path.isdir(os.path.join(self.workdir, "xla_cache")) else "")
     self._log(f"Files in {self.workdir}: checkpoints/ (the last {self.config.train.keep_checkpoints}"
-              ", and best/), samples/, tensorboard/, config.json.")
+              f", and best/), samples/, tensorboard/, {cache}config.json.")
 
   def _write_samples(self, step):
     if not self.chief:
