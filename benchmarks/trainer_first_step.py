@@ -44,6 +44,7 @@ def main(argv):
     np.savez(data, train=rng.integers(0, 256, (512, 32, 32, 3), np.uint8),
              test=rng.integers(0, 256, (64, 32, 32, 3), np.uint8))
   config.data.name, config.data.path = "npz", data
+  config.data.num_train = 512  # the per-epoch schedule follows the file's size
   config.train.num_steps = _STEPS.value + 1
   _mark("imports")
   workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="gflow_bench_")

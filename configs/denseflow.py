@@ -110,6 +110,11 @@ def get_config(arg="digits"):
   c.train.ema_decay = 0.999
   c.train.init_batch_size = 256
   c.train.jit_compile = True
+  # What XLA compiles as one program: "step" (the whole training step) or "modules"
+  # (each shared glow-like module trace, forward and backward; the step around them
+  # runs as a graph, so remat keeps its savings: XLA:CPU drops recomputation barriers
+  # inside one program). Needs shared_traces.
+  c.train.jit_scope = "step"
   # Gradient checkpointing: each glow-like module keeps its input only and is recomputed
   # in the backward pass (less memory, one more forward pass; the same loss and gradients).
   c.train.remat = False

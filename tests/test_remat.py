@@ -29,6 +29,20 @@ def _call_outputs(fn, *args):
              if op.type in CALLS and "backward" not in op.get_attr("f").name)
 
 
+def _compiled_calls(fn, *args):
+  """(all forward calls compiled by XLA, all backward calls compiled), over the function
+  calls in `fn`'s graph (with at least one of each)."""
+  graph = fn.get_concrete_function(*args).graph
+  flags = {True: [], False: []}
+  for op in graph.get_operations():
+    if op.type in CALLS:
+      f = graph._get_function(op.get_attr("f").name).cached_definition
+      flags["backward" in f.signature.name].append(
+          "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b)
+  assert flags[False] and flags[True], flags
+  return all(flags[False]), all(flags[True])
+
+
 @pytest.fixture(scope="module")
 def denseflow():
   c = denseflow_tiny_config()
@@ -38,10 +52,13 @@ def denseflow():
   return model, x
 
 
-@pytest.mark.parametrize("xla", [False, True], ids=["graph", "xla"])
-def test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics(denseflow, xla):
-  """DenseFlow as it trains by default, its modules in shared traces."""
+@pytest.mark.parametrize("mode", ["graph", "xla", "modules"])
+def test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics(denseflow, mode):
+  """DenseFlow as it trains by default, its modules in shared traces: in a graph, in a
+  step XLA compiles whole, or with XLA compiling each shared function (`modules`), where
+  the forward programs keep no activations either."""
   model, x = denseflow
+  xla = mode == "xla"
   variables = list(model.trainable_variables)
   state = [v for v in model.layer.variables if not v.trainable]
   norms = [v for v in state if "moving_" in v.path]
@@ -50,7 +67,7 @@ def test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics(denseflow
 
   def step(remat):
     def fn(x, seed):
-      with (tf.GradientTape() as tape, shared_trace_scope(),
+      with (tf.GradientTape() as tape, shared_trace_scope(jit_compile=mode == "modules"),
             recompute_scope(remat, xla=xla)):
         loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
       return loss, tape.gradient(loss, variables)
@@ -65,6 +82,8 @@ def test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics(denseflow
     results[remat] = (loss.numpy(), [g.numpy() for g in grads], [v.numpy() for v in norms])
     if not xla:  # the shared functions' forward calls keep no activations for the gradient
       results[remat] += (_call_outputs(fn, x, tf.constant([3, 4])),)
+    if mode == "modules":  # every shared function, forward and backward, is compiled
+      assert _compiled_calls(fn, x, tf.constant([3, 4])) == (True, True)
   (loss0, grads0, norms0, *convs0), (loss1, grads1, norms1, *convs1) = (results[False],
                                                                         results[True])
   moved = [np.abs(a - s).max() for a, s in zip(norms0, [v for v, var in zip(
@@ -75,7 +94,10 @@ def test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics(denseflow
   for g1, g0, v in zip(grads1, grads0, variables):
     np.testing.assert_allclose(g1, g0, rtol=1e-4, atol=1e-5 * np.abs(g0).max(), err_msg=v.path)
   for a, b in zip(norms1, norms0):  # updated once, as without remat
-    np.testing.assert_array_equal(a, b)
+    if mode == "modules":  # two programs (with and without remat), fused differently
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
+    else:
+      np.testing.assert_array_equal(a, b)
   if not xla:
     assert convs1[0] < convs0[0] / 2, (convs0, convs1)
 

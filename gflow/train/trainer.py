@@ -398,11 +398,26 @@ class Trainer:
     from gflow.layers.shared_trace import shared_trace_scope
     c = self.config.train
     stack = contextlib.ExitStack()
-    stack.enter_context(shared_trace_scope(bool(c.get("shared_traces", False))
-                                           and not self._replicas_sync_in_forward()))
+    stack.enter_context(shared_trace_scope(self._shares_traces(),
+                                           jit_compile=getattr(self, "_xla_modules", False)))
     stack.enter_context(recompute_scope(bool(c.get("remat", False)),
                                         xla=getattr(self, "_xla", False)))
     return stack
+
+  def _shares_traces(self):
+    """Whether checkpoint layers share one trace per signature in this run
+    (`train.shared_traces`, unless replicas sync inside the forward pass)."""
+    return (bool(self.config.train.get("shared_traces", False))
+            and not self._replicas_sync_in_forward())
+
+  def _plan_xla(self, jit):
+    """Sets what XLA compiles in this run: `self._xla` (the step, or each replica's
+    loss and gradients, as a whole) or `self._xla_modules` (`train.jit_scope="modules"`:
+    each shared module trace on its own, forward and backward, the step around them a
+    graph). `jit`: whether this run compiles at all."""
+    modules = jit and self.config.train.get("jit_scope", "step") == "modules"
+    self._xla = bool(jit) and not modules
+    self._xla_modules = bool(modules) and self._shares_traces()
 
   @property
   def _autograph(self):
@@ -540,7 +555,8 @@ class Trainer:
     (gradients; the statistics of BatchNorm over virtual batches) and the update run
     around it. A model whose forward pass itself syncs replicas (synchronized
     BatchNorm) then runs without XLA: DenseFlow's `model.virtual_batch_size` keeps
-    it compiled."""
+    it compiled. With `train.jit_scope="modules"` XLA compiles each shared module
+    trace instead, and the step around them runs as a graph."""
     replica_step = self._replica_step
     jit = self.config.train.jit_compile
     if jit and self._replicas_sync_in_forward():
@@ -551,7 +567,8 @@ class Trainer:
     if self.config.train.get("shared_traces", False) and self._replicas_sync_in_forward():
       self._log("Shared traces are off for this multi-replica run: the model's "
                 "synchronized BatchNorm reduces over replicas inside each module.")
-    self._xla = bool(jit)
+    self._plan_xla(jit)
+    jit = self._xla
     if jit and self.strategy.num_replicas_in_sync == 1:
       replica_step = tf.function(self._replica_step, jit_compile=True,
                                  autograph=self._autograph)
@@ -581,8 +598,7 @@ class Trainer:
     says (gflow.train.graph_options): "auto" optimises the glue around shared module
     traces lightly."""
     c = self.config.train
-    shared = (bool(c.get("shared_traces", False)) and not self._xla
-              and not self._replicas_sync_in_forward())
+    shared = self._shares_traces() and not self._xla
     if resolve_step_graph(c.get("step_graph", "auto"), shared) == "light":
       return LightStep(step)
     return step
@@ -613,9 +629,11 @@ class Trainer:
   def _make_parts_step(self, phase):
     """The distributed step of one phase: (per-part losses, applied?)."""
     groups = [self.groups[k] for k in phase.active]
+    modules = self.config.train.get("jit_scope", "step") == "modules"
     jit = (self.config.train.jit_compile and self.strategy.num_replicas_in_sync == 1
-           and not self.devices)  # XLA would compile every part onto one device
-    self._xla = bool(jit)
+           and (modules or not self.devices))  # XLA would compile every part onto one device
+    self._plan_xla(jit)
+    jit = self._xla
 
     def replica_step(batch):
       losses, grads = self._parts_loss_and_grads(batch, phase)

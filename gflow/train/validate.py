@@ -19,6 +19,7 @@ __all__ = ["ConfigError", "validate"]
 POSITIVE_INTS = ("train.batch_size", "train.num_steps", "train.log_every",
                  "train.checkpoint_every", "train.eval_every", "train.sample_every",
                  "train.keep_checkpoints", "train.init_batch_size", "eval.batch_size")
+JIT_SCOPES = ("step", "modules")  # train.jit_scope: what XLA compiles as one program
 NON_NEGATIVE = ("train.warmup_steps", "train.grad_clip_norm", "train.ema_decay")
 
 
@@ -76,6 +77,16 @@ def validate(config, optimizers=(), policies=()):
                              or size < 1):
       problems.append(f"config.model.flow_embedding_size must be a whole number >= 1; "
                       f"got {size!r}")
+  scope = _get(config, "train.jit_scope")
+  if scope is not None:
+    try:
+      check_choice(scope, JIT_SCOPES, "XLA's scope (config.train.jit_scope)")
+    except ValueError as e:
+      problems.append(str(e).rstrip("."))
+    if scope == "modules" and _get(config, "train.jit_compile") and not _get(
+        config, "train.shared_traces"):
+      problems.append("config.train.jit_scope='modules' compiles each shared module trace: "
+                      "it needs config.train.shared_traces=True")
   split = _get(config, "parts.split")
   if split:
     try:
