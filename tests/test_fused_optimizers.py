@@ -1,5 +1,7 @@
 """FusedAdam and FusedAdamax: Keras' updates, one kernel per variable."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -105,11 +107,13 @@ def test_checkpoint_leaves_the_model_weights_to_the_model(tmp_path):
   assert len(keys) == len(opt.variables) == 2 + 2 * len(variables), keys
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
 @pytest.mark.parametrize("cls", [FusedAdam, FusedAdamax], ids=["adam", "adamax"])
-def test_gated_update_is_the_update_when_open_and_changes_nothing_when_closed(cls):
+def test_gated_update_is_the_update_when_open_and_changes_nothing_when_closed(cls, jit):
   """Gate open: the same variables and slots as `apply`. Gate closed, with NaN and Inf in
   the gradients, after some steps (slots non-zero): every variable, slot and the step
-  count bit for bit as before."""
+  count bit for bit as before. (In a graph each chunk's kernels run under a `tf.cond`;
+  compiled by XLA the gradients are selected.)"""
   _, _, opt, _ = _train(cls, steps=3)  # a trained optimizer, its slots non-zero
   variables = opt._trainable_variables
   before = [v.numpy() for v in variables + opt.variables]
@@ -118,7 +122,7 @@ def test_gated_update_is_the_update_when_open_and_changes_nothing_when_closed(cl
   bad = [tf.fill(v.shape, np.nan) for v in variables[:-1]] + [tf.fill(variables[-1].shape,
                                                                        np.inf)]
 
-  @tf.function
+  @functools.partial(tf.function, jit_compile=jit)
   def gated(gate, grads):
     opt.apply_gated(gate, grads, variables)
   gated(tf.constant(False), bad)
@@ -128,7 +132,7 @@ def test_gated_update_is_the_update_when_open_and_changes_nothing_when_closed(cl
   gated_after = [v.numpy() for v in variables + opt.variables]
   for v, b in zip(variables + opt.variables, before):
     v.assign(b)
-  tf.function(lambda: opt.apply(grads, variables))()
+  tf.function(lambda: opt.apply(grads, variables), jit_compile=jit)()
   moved = max(np.max(np.abs(a - b)) for a, b in zip(gated_after, before))
   assert moved > 1e-3  # positive control: the open gate did update
   for a, v in zip(gated_after, variables + opt.variables):
