@@ -29,6 +29,14 @@ def _call_outputs(fn, *args):
              if op.type in CALLS and "backward" not in op.get_attr("f").name)
 
 
+def _float_side_outputs(fn, *args):
+  """Float outputs of the forward function calls in `fn`'s graph beyond (y, log_det)."""
+  graph = fn.get_concrete_function(*args).graph
+  return sum(o.dtype.is_floating for op in graph.get_operations()
+             if op.type in CALLS and "backward" not in op.get_attr("f").name
+             for o in op.outputs[2:])
+
+
 def _compiled_calls(fn, *args):
   """(all forward calls compiled by XLA, all backward calls compiled), over the function
   calls in `fn`'s graph (with at least one of each)."""
@@ -84,6 +92,9 @@ def test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics(denseflow
       results[remat] += (_call_outputs(fn, x, tf.constant([3, 4])),)
     if mode == "modules":  # every shared function, forward and backward, is compiled
       assert _compiled_calls(fn, x, tf.constant([3, 4])) == (True, True)
+      if remat:  # and the forward programs output no float beyond y and log_det: XLA
+        # would copy each input it passed through for the backward program to read
+        assert _float_side_outputs(fn, x, tf.constant([3, 4])) == 0
   (loss0, grads0, norms0, *convs0), (loss1, grads1, norms1, *convs1) = (results[False],
                                                                         results[True])
   moved = [np.abs(a - s).max() for a, s in zip(norms0, [v for v, var in zip(
