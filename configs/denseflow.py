@@ -113,7 +113,7 @@ def get_config(arg="digits"):
   # What XLA compiles as one program: "step" (the whole training step) or "modules"
   # (each shared glow-like module trace, forward and backward; the step around them
   # runs as a graph, so remat keeps its savings: XLA:CPU drops recomputation barriers
-  # inside one program). Needs shared_traces.
+  # inside one program). "modules" needs shared_traces.
   c.train.jit_scope = "step"
   # Gradient checkpointing: each glow-like module keeps its input only and is recomputed
   # in the backward pass (less memory, one more forward pass; the same loss and gradients).
@@ -165,6 +165,9 @@ def _paper(c, arg):
   t.warmup_steps = 5000
   t.grad_clip_norm = 0.0
   t.ema_decay = 0.0
+  # XLA per module: the whole 74-10 step took 16 min to compile and 14.5 GiB at batch 8
+  # on a 2-core CPU; per module 2 min and 4.5 GiB (benchmarks/README.md, issue 14)
+  t.jit_scope = "modules"
   t.init_batch_size = 256
   t.log_every, t.checkpoint_every, t.eval_every, t.sample_every = 100, 2000, 20_000, 10_000
   c.eval.batch_size = 64

@@ -109,6 +109,8 @@ SLOW_CASES = {
     # runs by default)
     "test_distributed.py::test_two_logical_cpu_replicas_equal_one[denseflow_virtual_bn_graph]",
     "test_distributed.py::test_two_worker_processes_equal_one[denseflow_virtual_bn_graph]",
+    # XLA per module under MultiWorkerMirroredStrategy (its 2 logical replicas run by default)
+    "test_distributed.py::test_two_worker_processes_equal_one[denseflow_virtual_bn_modules]",
     # a missing checkpoint index (a garbage index runs by default)
     "test_work_is_kept.py::test_a_damaged_index_resumes_from_the_newest_checkpoint"
     "[missing index]",

@@ -45,8 +45,9 @@ def main(argv):
     reader = tf.train.load_checkpoint(os.path.join(_WORKDIR.value, "checkpoints"))
     final = {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
              if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
-    np.savez(_OUT.value, replicas=strategy.num_replicas_in_sync,
-             xla=int(getattr(trainer, "_xla", False)), **initial, **final)
+    compiled = getattr(trainer, "_xla", False) or getattr(trainer, "_xla_modules", False)
+    np.savez(_OUT.value, replicas=strategy.num_replicas_in_sync, xla=int(compiled),
+             **initial, **final)
     if trainer.config.get("parts") and trainer.config.parts.get("devices"):
       import json
       with open(_OUT.value + ".devices.json", "w") as f:  # where each variable lives
