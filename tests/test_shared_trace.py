@@ -137,3 +137,23 @@ def test_xla_per_module_needs_shared_traces():
   c.train.jit_scope = "module"
   with pytest.raises(ConfigError, match="did you mean 'modules'"):
     validate(c)
+
+
+def test_evaluation_in_shared_traces_gives_the_unrolled_figures(denseflow):
+  """The trainer's and gflow-eval's evaluation trace the modules once per signature too
+  (the inference signatures: BatchNorm by its moving statistics)."""
+  from gflow.train.evaluation import Evaluator
+  model, x = denseflow
+  dataset = tf.data.Dataset.from_tensor_slices(x).batch(8)
+  figures, calls = [], []
+  for shared in (False, True):
+    evaluator = Evaluator(model, shared_traces=shared)
+    figures.append(evaluator(dataset, seed=3))
+    graph = evaluator._fn.get_concrete_function(x[:8], tf.constant([3, 0])).graph
+    calls.append(sum(op.type in ("PartitionedCall", "StatefulPartitionedCall")
+                     for op in graph.get_operations()))
+  assert calls == [0, 4], calls  # 4 modules, each calling its signature's function
+  assert figures[0].keys() == figures[1].keys()
+  for name in figures[0]:
+    assert np.all(np.isfinite(figures[0][name]))
+    np.testing.assert_allclose(figures[1][name], figures[0][name], rtol=1e-6, err_msg=name)

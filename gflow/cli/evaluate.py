@@ -100,7 +100,8 @@ def main(argv):
   batch = _BATCH.value or max(1, config.eval.batch_size // min(chunk, k))
   source = gdata.load(config.data)
   dataset = source.eval_dataset(batch, seed=config.seed + 2, limit=_LIMIT.value)
-  figures = evaluation.evaluate(model, dataset, config.seed + 4, k, chunk)
+  figures = evaluation.evaluate(model, dataset, config.seed + 4, k, chunk,
+                                shared_traces=bool(config.train.get("shared_traces", False)))
   summary = evaluation.summarize(figures)
   print(f"test items: {len(next(iter(figures.values())))}")
   if k > 1:

@@ -656,7 +656,8 @@ class Trainer:
     e = self.config.eval
     key = (num_samples, e.get("importance_chunk"))
     if self._eval_fn is None or self._eval_fn[0] != key:
-      self._eval_fn = key, evaluation.Evaluator(self.model, *key)
+      self._eval_fn = key, evaluation.Evaluator(self.model, *key,
+                                                shared_traces=self._shares_traces())
     dataset = self.data.eval_dataset(e.batch_size, seed=self.config.seed + 2)
     with self._ema_weights():
       figures = self._eval_fn[1](dataset, self.config.seed + 4)
