@@ -5,7 +5,8 @@ resident memory (`ru_maxrss`) is its own. A training step is what `gflow-train`
 runs: the single-sample bound in bits/dim of a batch of random 8-bit 32x32x3
 images (variational dequantization, augmentation noise, BatchNorm in training
 mode) → gradients → one Adamax update, in one `tf.function`
-(`jit_compile` off/on), with `--remat` on/off (`train.remat`: each glow-like
+(`jit_compile` off/on, or XLA per shared module: `--xla=modules`, `train.jit_scope`),
+with `--remat` on/off (`train.remat`: each glow-like
 module recomputed in the backward pass) and `--shared_traces` on/off
 (`train.shared_traces`: one trace per distinct module, the DenseFlow default), its own
 graph optimised at `--step_graph` (`train.step_graph`, default auto) and glibc's
@@ -47,7 +48,8 @@ def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--configs", default="74-10,45-6", help="subset of 74-10,45-6")
   p.add_argument("--batches", default="8,64")
-  p.add_argument("--xla", default="off,on")
+  p.add_argument("--xla", default="off,on", help="any of off, on (XLA compiles the whole "
+                 "step) and modules (each shared module trace: train.jit_scope=modules)")
   p.add_argument("--remat", default="off", help="off, on or off,on")
   p.add_argument("--shared_traces", default="on", help="off, on or off,on "
                  "(train.shared_traces: one trace per distinct module)")
@@ -120,8 +122,9 @@ def run_cell(args):
   from gflow.train.instantiation import instantiating
   from gflow.train.trainer import OPTIMIZERS, build_model
 
-  name, batch, xla, remat, shared = args.cell.split(",")
-  batch, xla, remat, shared = int(batch), xla == "on", remat == "on", shared == "on"
+  name, batch, xla_scope, remat, shared = args.cell.split(",")
+  batch, remat, shared = int(batch), remat == "on", shared == "on"
+  xla, modules = xla_scope == "on", xla_scope == "modules"  # the whole step, or per module
   config = denseflow.get_config(CONFIGS[name])
   config.model.network_dtype = args.network_dtype
   peaks.enter("build")
@@ -137,7 +140,7 @@ def run_cell(args):
   built = time.perf_counter() - t0
 
   def step(x, seed):
-    with (tf.GradientTape() as tape, shared_trace_scope(shared),
+    with (tf.GradientTape() as tape, shared_trace_scope(shared, jit_compile=modules),
           recompute_scope(remat, xla=xla)):
       loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
     opt.apply(tape.gradient(loss, variables), variables)
@@ -166,7 +169,7 @@ def run_cell(args):
     t0 = time.perf_counter()
     loss = float(step(x, tf.constant([i, 1])).numpy())
     times.append(time.perf_counter() - t0)
-  out = dict(config=name, batch=batch, xla=xla, remat=remat, shared=shared,
+  out = dict(config=name, batch=batch, xla=xla_scope, remat=remat, shared=shared,
              params=int(sum(np.prod(v.shape) for v in variables)),
              build_s=built, trace_s=traced, compile_s=first, first_step_s=to_first_step,
              step_s=float(np.median(times)), loss=loss)
@@ -192,7 +195,7 @@ def main():
         f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}, "
         f"step graph {args.step_graph}")
   print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
-  print(f"{'config':7} {'batch':>5} {'xla':>4} {'remat':>5} {'shared':>6} {'params':>12} {'s/step':>8} {'img/s':>7} "
+  print(f"{'config':7} {'batch':>5} {'xla':>7} {'remat':>5} {'shared':>6} {'params':>12} {'s/step':>8} {'img/s':>7} "
         f"{'build s':>7} {'trace s':>7} {'compile s':>9} {'1st step s':>10} {'sample s':>8} "
         f"{'peak GiB':>8}  peak GiB by phase")
   for name in args.configs.split(","):
@@ -209,12 +212,12 @@ def main():
           proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
           if proc.returncode:
             reason = (proc.stderr.strip().splitlines() or ["?"])[-1][:100]
-            print(f"{name:7} {batch:>5} {xla:>4} {remat:>5} {shared:>6}  failed: {reason}",
+            print(f"{name:7} {batch:>5} {xla:>7} {remat:>5} {shared:>6}  failed: {reason}",
                   flush=True)
             continue
           r = json.loads(proc.stdout.strip().splitlines()[-1])
           sample = f"{r['sample_s']:8.2f}" if "sample_s" in r else f"{'-':>8}"
-          print(f"{name:7} {batch:>5} {xla:>4} {remat:>5} {shared:>6} {r['params']:>12,} "
+          print(f"{name:7} {batch:>5} {xla:>7} {remat:>5} {shared:>6} {r['params']:>12,} "
                 f"{r['step_s']:8.2f} {r['batch'] / r['step_s']:7.2f} {r['build_s']:7.1f} "
                 f"{r['trace_s']:7.1f} {r['compile_s']:9.1f} "
                 f"{r['first_step_s']:10.1f} "
