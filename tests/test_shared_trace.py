@@ -157,3 +157,52 @@ def test_evaluation_in_shared_traces_gives_the_unrolled_figures(denseflow):
   for name in figures[0]:
     assert np.all(np.isfinite(figures[0][name]))
     np.testing.assert_allclose(figures[1][name], figures[0][name], rtol=1e-6, err_msg=name)
+
+
+_PRECOMPILE = """
+import os, sys
+import tensorflow as tf
+from gflow.layers import recompute_scope
+from gflow.layers.shared_trace import current_scope, precompile, shared_trace_scope
+from gflow.noise import Noise
+from gflow.train.trainer import build_model
+from tests.test_denseflow import tiny_config
+c = tiny_config()
+c.model.units, c.model.modules = (1, 1), (3, 1)
+model = build_model(c, (8, 8, 1))
+x = tf.cast(tf.random.stateless_uniform([16, 8, 8, 1], [1, 2], 0, 256, tf.int32), tf.float32)
+model.initialize(x + 0.5)
+variables, scopes = list(model.trainable_variables), []
+def step(x, seed):
+  with tf.GradientTape() as tape, shared_trace_scope(jit_compile=True), recompute_scope():
+    scopes.append(current_scope())
+    loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
+  return loss, tape.gradient(loss, variables)
+step = tf.function(step)
+step.get_concrete_function(x, tf.constant([3, 4]))
+files = lambda: len(os.listdir(sys.argv[1])) if os.path.isdir(sys.argv[1]) else 0
+programs = precompile(scopes[0]) if sys.argv[2] == "precompile" else 0
+before = files()
+step(x, tf.constant([3, 4]))
+print(programs, before, files())
+"""
+
+
+@pytest.mark.parametrize("precompiled", [True, False])
+def test_precompile_leaves_the_first_step_nothing_to_compile(tmp_path, precompiled):
+  """XLA per module with remat: `precompile` compiles each signature's forward and
+  backward program (here 2 signatures), and the traced step's first call then compiles
+  nothing more (XLA's persistent cache, one file per compiled program, counts them)."""
+  import os
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  cache = tmp_path / "cache"
+  proc = subprocess.run(
+      [sys.executable, "-c", _PRECOMPILE, str(cache), "precompile" if precompiled else "no"],
+      capture_output=True, text=True, cwd=REPO, timeout=600,
+      env=dict(os.environ, TF_XLA_FLAGS=f"--tf_xla_persistent_cache_directory={cache}"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  programs, before, after = map(int, proc.stdout.split()[-3:])
+  assert after == 4, (programs, before, after)
+  assert (programs, before) == ((4, 4) if precompiled else (0, 0))
