@@ -43,7 +43,7 @@ from tensorflow.python.ops import control_flow_util
 from gflow.nets.batch_norm import statistics_held
 
 __all__ = ["shared_trace_scope", "current_scope", "traced_forward", "shares", "signature",
-           "in_xla_cluster", "precompile"]
+           "in_xla_cluster"]
 
 _STATE = threading.local()
 
@@ -121,8 +121,7 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
     entry = scope["functions"][key] = (_shared_function(fn, scope), updated)
     if recompute and scope["jit_compile"]:
       entry = scope["functions"][key] = (
-          _recomputed_around(entry[0], _shared_function(_backward(forward), scope), scope),
-          updated)
+          _recomputed_around(entry[0], _shared_function(_backward(forward), scope)), updated)
   fn, updated = entry
   variables = list(layer.variables)
   values = [tf.convert_to_tensor(v.value) for v in variables]
@@ -133,37 +132,8 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
 
 
 def _shared_function(fn, scope):
-  function = tf.function(fn, jit_compile=scope["jit_compile"], autograph=False,
-                         experimental_attributes={"_noinline": True})
-  function.gflow_compiled = scope["jit_compile"]  # a program for `precompile`
-  return function
-
-
-def _record_call(scope, fn, args):
-  """Keeps the shapes and dtypes of a compiled shared function's first call, for
-  `precompile`."""
-  if getattr(fn, "gflow_compiled", False) and id(fn) not in scope.setdefault("calls", {}):
-    specs = tf.nest.map_structure(
-        lambda t: None if t is None else tf.TensorSpec(t.shape, t.dtype), args)
-    scope["calls"][id(fn)] = (fn, specs)
-
-
-def precompile(scope):
-  """Has XLA compile the programs of `scope` (`current_scope()` of a training trace made
-  with `jit_compile` and remat: each shared function's forward and its recomputing
-  backward) by calling each once on zeros of its traced shapes, so that the traced
-  step's first call finds them compiled (a background thread can do this while the
-  data-dependent init runs). Returns the number of programs. (Without remat the step
-  calls forward functions TensorFlow derives for the gradient, which this does not
-  reach.)"""
-  calls = list((scope or {}).get("calls", {}).values())
-  for fn, specs in calls:
-    # called from a graph, as the step calls it: XLA's cache key holds the call's
-    # attributes, which an eager call has and a call in a graph does not
-    caller = tf.function(lambda *args, fn=fn: fn(*args), autograph=False)
-    caller(*tf.nest.map_structure(lambda s: None if s is None else tf.zeros(s.shape, s.dtype),
-                                  specs))
-  return len(calls)
+  return tf.function(fn, jit_compile=scope["jit_compile"], autograph=False,
+                     experimental_attributes={"_noinline": True})
 
 
 def _backward(forward):
@@ -182,7 +152,7 @@ def _backward(forward):
   return backward
 
 
-def _recomputed_around(forward_fn, backward_fn, scope):
+def _recomputed_around(forward_fn, backward_fn):
   """The call of a shared function XLA compiles (`forward_fn`), recomputed in the
   backward pass by another compiled function (`backward_fn`, `_backward`). The
   gradient is defined around the calls, in the step's graph: differentiated inside,
@@ -191,7 +161,6 @@ def _recomputed_around(forward_fn, backward_fn, scope):
   weight then waited for the backward pass (DenseFlow-74-10, batch 8: 1.3 GiB more
   than the step in a graph)."""
   def fn(x, values, conditioning):
-    _record_call(scope, forward_fn, (x, values, conditioning))
     n = len(values)
     inputs = [x, *values] + ([] if conditioning is None else [conditioning])
 
@@ -205,10 +174,8 @@ def _recomputed_around(forward_fn, backward_fn, scope):
           raise ValueError(
               "A shared, recomputed module read variables it does not own: "
               f"{[v.name for v in variables]}; its layer must hold every variable it uses.")
-        args = (flat[0], list(flat[1:1 + n]),
-                flat[1 + n] if conditioning is not None else None, dy, dlog)
-        _record_call(scope, backward_fn, args)
-        return backward_fn(*args)
+        return backward_fn(flat[0], list(flat[1:1 + n]),
+                           flat[1 + n] if conditioning is not None else None, dy, dlog)
       return (y, log_det, *news), grad
     y, log_det, *news = run(*inputs)
     return y, log_det, news

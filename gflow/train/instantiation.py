@@ -25,7 +25,7 @@ from tensorflow.python.eager import context
 from tensorflow.python.eager import execute
 from tensorflow.python.eager.polymorphic_function import function_type_utils
 
-__all__ = ["instantiating", "precompiling"]
+__all__ = ["instantiating"]
 
 
 @contextlib.contextmanager
@@ -58,23 +58,3 @@ def _instantiate(concrete, inputs, attrs):
     pass  # instantiated, not run
   except Exception:  # pylint: disable=broad-except
     pass  # the real first call meets it again, and raises it in the caller's thread
-
-
-@contextlib.contextmanager
-def precompiling(scope):
-  """Within it, a background thread has XLA compile the programs of the shared-trace
-  `scope` (`gflow.layers.shared_trace.precompile`); the exit waits for it. An error
-  there is left for the real first call to meet and raise in the caller's thread."""
-  from gflow.layers.shared_trace import precompile
-
-  def run():
-    try:
-      precompile(scope)
-    except Exception:  # pylint: disable=broad-except
-      pass
-  thread = threading.Thread(target=run, name="gflow-precompile", daemon=True)
-  thread.start()
-  try:
-    yield
-  finally:
-    thread.join()

@@ -46,7 +46,7 @@ from gflow.train.clipping import clip_by_global_norm, total
 from gflow.train.ema import EMA
 from gflow.train.fused_optimizers import FusedAdam, FusedAdamax
 from gflow.train.graph_options import LightStep, resolve as resolve_step_graph
-from gflow.train.instantiation import instantiating, precompiling
+from gflow.train.instantiation import instantiating
 from gflow.train.interrupt import StopRequests, TrainingInterrupted
 from gflow.train.lock import workdir_lock
 from gflow.train.parts_schedule import PartsSchedule
@@ -395,12 +395,11 @@ class Trainer:
     compiles the trace) and `train.shared_traces` (checkpoint layers with a trace key
     share one trace per signature)."""
     from gflow.layers.remat import recompute_scope
-    from gflow.layers.shared_trace import current_scope, shared_trace_scope
+    from gflow.layers.shared_trace import shared_trace_scope
     c = self.config.train
     stack = contextlib.ExitStack()
     stack.enter_context(shared_trace_scope(self._shares_traces(),
                                            jit_compile=getattr(self, "_xla_modules", False)))
-    self._trace_scope = current_scope()  # its compiled programs, for `precompiling`
     stack.enter_context(recompute_scope(bool(c.get("remat", False)),
                                         xla=getattr(self, "_xla", False)))
     return stack
@@ -714,8 +713,7 @@ class Trainer:
       train_step = self._train_step
       concrete = train_step.get_concrete_function(iterator)
       options = train_step.call_options() if isinstance(train_step, LightStep) else None
-      # XLA per module: its programs compile in another thread meanwhile
-      with instantiating(concrete, (iterator,), options), precompiling(self._trace_scope):
+      with instantiating(concrete, (iterator,), options):
         self.initialize()
     name = self.model.loss_name
     for step in range(start + 1, c.num_steps + 1):
