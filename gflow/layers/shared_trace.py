@@ -22,6 +22,11 @@ stay in its stateless scope). The step then holds nothing per variable for the
 recomputation (DenseFlow-74-10's step graph with remat: 39,285 operations when each
 module was recomputed around its call, 22,103, as without remat, now).
 
+With `shared_trace_scope(jit_compile=True)` (`train.jit_scope="modules"`) XLA compiles
+each shared function on its own, and with remat the gradient is defined around the
+compiled call, a second compiled function recomputing the module (`_recomputed_around`:
+differentiated inside, the compiled forward would output its inputs for XLA to copy).
+
 The functions are marked `_noinline`: TensorFlow would otherwise inline every call
 back into the step before Grappler optimises it, so the runtime would still see
 (and optimise) every module's operations; kept as calls, each signature's forward
