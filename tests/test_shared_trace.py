@@ -109,20 +109,13 @@ def test_xla_per_module_trains_what_the_graph_step_trains(tmp_path):
   backward, the step around them stays a graph, and training ends where the graph
   step's does (weights, optimizer slots, EMA)."""
   from gflow.train import Trainer
-  from tests.test_train import _initial_and_final, assert_moved_far
+  from tests.test_train import assert_trains_alike
   c = denseflow_tiny_config()
   c.train.update(dict(num_steps=3, warmup_steps=0, learning_rate=5e-3, grad_clip_norm=0.0,
                       ema_decay=0.9, batch_size=8, init_batch_size=16, remat=True,
                       checkpoint_every=1000, eval_every=1000, sample_every=1000))
-  results = []
-  for jit, scope in ((False, "step"), (True, "modules")):
-    c.train.jit_compile, c.train.jit_scope = jit, scope
-    results.append(_initial_and_final(c, str(tmp_path / scope)))
-  (initial, graph), (_, modules) = results
-  assert_moved_far(initial, graph, tolerance=1e-4)
-  assert graph.keys() == modules.keys()
-  for k in graph:
-    np.testing.assert_allclose(modules[k], graph[k], rtol=1e-3, atol=1e-4, err_msg=k)
+  assert_trains_alike(c, tmp_path, dict(jit_compile=False, jit_scope="step"),
+                      dict(jit_compile=True, jit_scope="modules"), rtol=1e-3, atol=1e-4)
   t = Trainer(c, str(tmp_path / "plan"), verbose=False)
   t._make_train_step()
   assert (t._xla, t._xla_modules) == (False, True)

@@ -166,20 +166,30 @@ def assert_moved_far(initial, final, tolerance, factor=20):
   assert np.mean(moved) > 0.9, f"only {np.mean(moved):.0%} of the variables moved far"
 
 
+def assert_trains_alike(config, workdir, first, second, rtol, atol):
+  """Trains `config` with the train fields of `first`, then of `second` (dicts), and
+  asserts every value of the final checkpoints (weights, optimizer slots, EMA, step)
+  agrees, after the positive control that the first run moved its weights far beyond
+  `atol`."""
+  results = []
+  for i, fields in enumerate((first, second)):
+    config.train.update(fields)
+    results.append(_initial_and_final(config, os.path.join(str(workdir), str(i))))
+  (initial, one), (_, two) = results
+  assert_moved_far(initial, one, tolerance=atol)
+  assert one.keys() == two.keys()
+  for k in one:
+    np.testing.assert_allclose(two[k], one[k], rtol=rtol, atol=atol, err_msg=k)
+  return one
+
+
 def test_xla_step_on_cpu_matches_the_graph_step(tmp_path, tiny_config):
   c = tiny_config
   c.train.num_steps, c.train.warmup_steps, c.train.learning_rate = 4, 0, 5e-3
   c.train.grad_clip_norm, c.train.ema_decay = 0.0, 0.9  # unclipped; EMA compared too
-  results = []
-  for jit in (False, True):
-    c.train.jit_compile = jit
-    results.append(_initial_and_final(c, str(tmp_path / str(jit))))
-  (initial, graph), (_, xla) = results
-  assert_moved_far(initial, graph, tolerance=1e-4)
-  assert graph.keys() == xla.keys()
+  graph = assert_trains_alike(c, tmp_path, dict(jit_compile=False), dict(jit_compile=True),
+                              rtol=1e-3, atol=1e-4)
   assert any(k.startswith("optimizer/") for k in graph) and any(k.startswith("ema/") for k in graph)
-  for k in graph:  # weights, optimizer slots, EMA and step
-    np.testing.assert_allclose(xla[k], graph[k], rtol=1e-3, atol=1e-4, err_msg=k)
 
 
 def test_light_step_graph_trains_what_the_full_one_trains(tmp_path, tiny_config):
@@ -188,15 +198,8 @@ def test_light_step_graph_trains_what_the_full_one_trains(tmp_path, tiny_config)
   c = tiny_config
   c.train.num_steps, c.train.warmup_steps, c.train.learning_rate = 4, 0, 5e-3
   c.train.jit_compile, c.train.shared_traces = False, True
-  results = []
-  for level in ("full", "auto"):
-    c.train.step_graph = level
-    results.append(_initial_and_final(c, str(tmp_path / level)))
-  (initial, full), (_, light) = results
-  assert_moved_far(initial, full, tolerance=1e-5)
-  assert full.keys() == light.keys()
-  for k in full:
-    np.testing.assert_allclose(light[k], full[k], rtol=1e-4, atol=1e-5, err_msg=k)
+  assert_trains_alike(c, tmp_path, dict(step_graph="full"), dict(step_graph="auto"),
+                      rtol=1e-4, atol=1e-5)
   # "auto" was light here, and is full without shared traces
   for shared, light_step in ((True, True), (False, False)):
     c.train.shared_traces = shared
