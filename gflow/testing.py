@@ -121,9 +121,11 @@ def check_log_det_against_jacobian(bijector, x, event_ndims, rtol=1e-6, atol=1e-
 def check_flow_layer(layer, x, event_ndims, conditioning=None, rtol=1e-4, atol=1e-4):
   """A `gflow.layers.FlowLayer`'s one-pass training path equals its bijector:
   `forward_and_log_det(x)` = (bijector.forward(x), bijector.fldj(x)) with a fresh
-  bijector and fresh tensors, eagerly and in `tf.function`; then the bijector
-  passes `check_bijector`. `conditioning` is passed to both."""
-  from gflow.layers.base import bijector_of, forward_and_log_det_of
+  bijector and fresh tensors, eagerly and in `tf.function`, and its inverse
+  (`inverse_of`, the sampling path) maps a fresh copy of the bijector's forward(x)
+  back to x; then the bijector passes `check_bijector`. `conditioning` is passed to
+  all."""
+  from gflow.layers.base import bijector_of, forward_and_log_det_of, inverse_of
   x = tf.convert_to_tensor(x)
   name = layer.name
 
@@ -134,6 +136,10 @@ def check_flow_layer(layer, x, event_ndims, conditioning=None, rtol=1e-4, atol=1
     b = bijector_of(layer, conditioning)
     return b.forward(t), b.forward_log_det_jacobian(_fresh(t), event_ndims=event_ndims)
 
+  def inverse(t):
+    return inverse_of(layer, t, conditioning)
+
+  fn_inverse = {"eager": inverse, "tf.function": tf.function(inverse)}
   expected = _np(reference(_fresh(x)))
   for label, fn in [("eager", one_pass), ("tf.function", tf.function(one_pass))]:
     z, ldj = _np(fn(_fresh(x)))
@@ -146,6 +152,9 @@ def check_flow_layer(layer, x, event_ndims, conditioning=None, rtol=1e-4, atol=1
     np.testing.assert_allclose(ldj, expected[1], rtol=rtol, atol=atol,
                                err_msg=f"{name}: forward_and_log_det ({label}) log-det != "
                                        "bijector().forward_log_det_jacobian")
+    back = _np(fn_inverse[label](_fresh(expected[0])))
+    np.testing.assert_allclose(back, _np(x), rtol=rtol, atol=atol,
+                               err_msg=f"{name}: inverse ({label}) of the forward != x")
   check_bijector(bijector_of(layer, conditioning), x, event_ndims, rtol=rtol, atol=atol)
 
 

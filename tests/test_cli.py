@@ -47,7 +47,8 @@ def test_the_terminal_shows_what_gflow_did_and_no_tensorflow_start_up_lines(trai
   best = json.loads((workdir / "checkpoints" / "best" / "best.json").read_text())
   assert best["figure"] == "bits/dim" and best["step"] == 10
   loud = run_cli("info", f"--config={CONFIG}:digits", "--verbosity=0")
-  assert "oneDNN" in loud.stderr  # --verbosity brings TensorFlow's lines back
+  # --verbosity brings TensorFlow's lines back (oneDNN's is printed on some CPUs only)
+  assert re.search(r"^[IWE]0000|absl::InitializeLog", loud.stderr, re.M), loud.stderr
 
 
 def test_eval_prints_the_same_test_bits_per_dim(trained):

@@ -93,3 +93,15 @@ def test_a_layer_whose_one_pass_path_agrees_passes():
 def test_a_layer_whose_one_pass_log_det_disagrees_is_rejected():
   with pytest.raises(AssertionError, match="forward_and_log_det .* log-det != bijector"):
     testing.check_flow_layer(_ScaleLayer(one_pass_log_det=3.0), X, event_ndims=3)
+
+
+class _WrongInverseLayer(_ScaleLayer):
+  """Its bijector is right; its own inverse (the sampling path) is not."""
+
+  def inverse(self, y, conditioning=None):
+    return y / 3.0
+
+
+def test_a_layer_whose_inverse_disagrees_is_rejected():
+  with pytest.raises(AssertionError, match="inverse .* of the forward != x"):
+    testing.check_flow_layer(_WrongInverseLayer(), X, event_ndims=3)

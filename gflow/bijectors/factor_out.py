@@ -66,6 +66,13 @@ class FactorOut(tfb.Bijector):
     log_sigma, mu = self._prior(x1, x2.shape[-1])
     return (x2 - mu) * tf.exp(-log_sigma), -tf.reduce_sum(log_sigma, axis=[-3, -2, -1])
 
+  def denormalize_factored(self, x1, z2):
+    """x₂ = μ(x₁) + σ(x₁) z₂, the inverse of `normalize_factored`."""
+    if self._prior_network is None:
+      return z2
+    log_sigma, mu = self._prior(x1, z2.shape[-1])
+    return mu + z2 * tf.exp(log_sigma)
+
   def _forward(self, x):
     x1, x2 = self._split(x)
     z2, _ = self.normalize_factored(x1, x2)
@@ -74,10 +81,7 @@ class FactorOut(tfb.Bijector):
   def _inverse(self, y):
     z1, z2 = self._split(y)
     x1 = self._inner.inverse(z1)
-    if self._prior_network is not None:
-      log_sigma, mu = self._prior(x1, z2.shape[-1])
-      z2 = mu + z2 * tf.exp(log_sigma)
-    return tf.concat([x1, z2], axis=-1)
+    return tf.concat([x1, self.denormalize_factored(x1, z2)], axis=-1)
 
   def _forward_log_det_jacobian(self, x):
     x1, x2 = self._split(x)

@@ -11,7 +11,7 @@ from gflow.bijectors.expect_shape import ExpectShape
 from gflow.flows.base import LayerDistribution, data_of
 from gflow.flows.parts import FlowParts
 from gflow.noise import Noise
-from gflow.layers.base import is_initialized
+from gflow.layers.base import inverse_of, is_initialized
 from gflow.nets.sharing import build_shared_networks
 
 tfb = tfp.bijectors
@@ -52,10 +52,12 @@ class Flow(LayerDistribution):
   @property
   def bijector(self):
     """A fresh bijector data → latent reading the current variables."""
+    return tfb.Chain([self._layer.bijector(), *self._data_side()])
+
+  def _data_side(self):
+    """The bijectors between the data and the layer's input, in `tfb.Chain`'s order."""
     check = ExpectShape(self._event_shape_static, owner=f"{self.name}.bijector")
-    if self._dequantization is None:
-      return tfb.Chain([self._layer.bijector(), check])
-    return tfb.Chain([self._layer.bijector(), self._dequantization, check])
+    return [check] if self._dequantization is None else [self._dequantization, check]
 
   def _check_value(self, x, what):
     x = tf.convert_to_tensor(x)
@@ -93,7 +95,10 @@ class Flow(LayerDistribution):
     seed = tfp.random.sanitize_seed(seed)
     z = tf.random.stateless_normal(
         tf.concat([[n], self._event_shape_tensor()], 0), seed=seed) * temperature
-    return self.bijector.inverse(z)
+    x = inverse_of(self._layer, z)  # the bijector's inverse, its modules' traces shared
+    for b in self._data_side():
+      x = b.inverse(x)
+    return x
 
   def bits_per_dim(self, x, seed=None, training=False, num_samples=1, chunk_size=None):
     """−log₂ p(x) / D per example.

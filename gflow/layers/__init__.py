@@ -1,7 +1,7 @@
 """Keras 3 layers that own flow variables and build gflow bijectors from them."""
 
 from gflow.layers.actnorm import ActNormLayer
-from gflow.layers.base import FlowLayer, SequentialFlow, is_initialized
+from gflow.layers.base import FlowLayer, SequentialFlow, inverse_of, is_initialized
 from gflow.layers.channel_swap import ChannelSwapLayer
 from gflow.layers.conv1x1 import Conv1x1Layer
 from gflow.layers.coupling import CouplingLayer
@@ -21,5 +21,5 @@ __all__ = [
     "FactorOutLayer", "FlowLayer", "LearnedPriorLayer", "MultiScale", "PermuteRowsLayer",
     "RowAutoregressiveLayer", "SequentialFlow",
     "SqueezeLayer", "StochasticFlowLayer", "StochasticSequential", "VariationalDequantization",
-    "checkpoint", "is_initialized", "recompute_scope",
+    "checkpoint", "inverse_of", "is_initialized", "recompute_scope",
 ]

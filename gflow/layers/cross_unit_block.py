@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from gflow.bijectors.cross_unit_coupling import CrossUnitCoupling
 from gflow.choices import check_choice
-from gflow.layers.base import is_initialized
+from gflow.layers.base import inverse_of, is_initialized
 from gflow.layers.stochastic import StochasticFlowLayer
 from gflow.nets.cross_unit_net import CrossUnitNet
 
@@ -121,7 +121,7 @@ class CrossUnitBlock(StochasticFlowLayer):
 
   def generate(self, z, noise, temperature=1.0):
     for i in reversed(range(len(self.units))):
-      z = self.units[i].bijector().inverse(z)
+      z = inverse_of(self.units[i], z)
       if i > 0 and self.augment:
         z = z[..., :-self.growth]
     return z

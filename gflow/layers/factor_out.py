@@ -3,7 +3,8 @@
 import tensorflow as tf
 
 from gflow.bijectors.factor_out import FactorOut
-from gflow.layers.base import FlowLayer, bijector_of, forward_and_log_det_of, is_initialized
+from gflow.layers.base import (FlowLayer, bijector_of, forward_and_log_det_of, inverse_of,
+                               is_initialized)
 from gflow.nets.zero_conv import ZeroConv2D
 
 __all__ = ["FactorOutLayer"]
@@ -48,6 +49,13 @@ class FactorOutLayer(FlowLayer):
                if self.inner is not None else (x1, 0.))
     z2, prior_ldj = split.normalize_factored(x1, x2)
     return tf.concat([z1, z2], axis=-1), ldj + prior_ldj
+
+  def inverse(self, y, conditioning=None):
+    split = FactorOut(prior_network=self.prior, name=self.name)  # the prior's math only
+    c = y.shape[-1]
+    z1, z2 = tf.split(y, [c - c // 2, c // 2], axis=-1)
+    x1 = inverse_of(self.inner, z1, conditioning) if self.inner is not None else z1
+    return tf.concat([x1, split.denormalize_factored(x1, z2)], axis=-1)
 
   def initialize(self, x):
     c = x.shape[-1]

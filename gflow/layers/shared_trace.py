@@ -13,7 +13,8 @@ the first module of a signature is traced with its variables mapped to arguments
 function with its own variables' values. Variable updates made inside (BatchNorm's
 moving statistics) come back as outputs and are assigned to the calling module's
 variables. Gradients reach each module's own variables through the reads of its
-values. The results equal the unrolled pass's.
+values. The results equal the unrolled pass's. The inverse (sampling, `inverse_of`)
+shares its traces likewise (`traced_inverse`).
 
 With `train.remat` a shared function recomputes inside itself: its forward call keeps
 no activations for the gradient, and its backward function runs the module again from
@@ -47,8 +48,8 @@ from tensorflow.python.ops import control_flow_util
 
 from gflow.nets.batch_norm import statistics_held
 
-__all__ = ["shared_trace_scope", "current_scope", "traced_forward", "shares", "signature",
-           "in_xla_cluster"]
+__all__ = ["shared_trace_scope", "current_scope", "traced_forward", "traced_inverse", "shares",
+           "signature", "in_xla_cluster"]
 
 _STATE = threading.local()
 
@@ -129,11 +130,33 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
           _recomputed_around(entry[0], _shared_function(_backward(forward), scope)), updated)
   fn, updated = entry
   variables = list(layer.variables)
-  values = [tf.convert_to_tensor(v.value) for v in variables]
-  y, log_det, news = fn(x, values, conditioning)
+  y, log_det, news = fn(x, _values(variables), conditioning)
   for j, new in zip(updated, news):
     variables[j].assign(tf.bitcast(new, variables[j].dtype) if new.dtype.is_integer else new)
   return y, log_det
+
+
+def traced_inverse(scope, layer, run, y, conditioning=None):
+  """run(layer, y, conditioning) → x, the inverse (sampling), through `scope`'s shared
+  function for `layer`'s inverse signature (traced on the first layer that has it). The
+  inverse assigns no variable and keeps nothing for a recomputation."""
+  key = signature(layer, y, None, False, conditioning)
+  if key is None or in_xla_cluster():
+    return run(layer, y, conditioning)
+  key += ("inverse",)
+  fn = scope["functions"].get(key)
+  if fn is None:
+    template, template_vars = layer, list(layer.variables)
+
+    def inverse(y, values, conditioning):
+      with keras.StatelessScope(state_mapping=list(zip(template_vars, values))):
+        return run(template, y, conditioning)
+    fn = scope["functions"][key] = _shared_function(inverse, scope)
+  return fn(y, _values(layer.variables), conditioning)
+
+
+def _values(variables):
+  return [tf.convert_to_tensor(v.value) for v in variables]
 
 
 def _shared_function(fn, scope):

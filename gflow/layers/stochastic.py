@@ -17,7 +17,7 @@ Bijective `FlowLayer`s mix freely with stochastic layers in a
 
 import keras
 
-from gflow.layers.base import is_initialized
+from gflow.layers.base import inverse_of, is_initialized
 
 __all__ = ["StochasticFlowLayer", "StochasticSequential", "forward_and_bound", "generate",
            "initialize_with_noise"]
@@ -54,7 +54,7 @@ def generate(layer, z, noise, temperature=1.0):
   """The inverse direction of a stochastic or bijective flow layer."""
   if isinstance(layer, StochasticFlowLayer):
     return layer.generate(z, noise, temperature)
-  return layer.bijector().inverse(z)
+  return inverse_of(layer, z)
 
 
 def initialize_with_noise(layer, x, noise):

@@ -670,8 +670,14 @@ class Trainer:
     conditioning = sample_conditioning(self.data, c.num_samples)
     n = c.num_samples if conditioning is None else len(conditioning)
     if self._sample_fn is None:
-      self._sample_fn = tf.function(lambda seed, cond: self.model.generate(
-          n, seed=seed, temperature=c.temperature, conditioning=cond))
+      from gflow.layers.shared_trace import shared_trace_scope
+      shared = self._shares_traces()
+
+      def generate(seed, cond):
+        with shared_trace_scope(shared):  # the inverse's modules in shared traces
+          return self.model.generate(n, seed=seed, temperature=c.temperature,
+                                     conditioning=cond)
+      self._sample_fn = tf.function(generate)
     with self._ema_weights():
       return self._sample_fn(tf.constant([self.config.seed + 3, step], tf.int32),
                              conditioning).numpy()

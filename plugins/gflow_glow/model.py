@@ -75,5 +75,5 @@ def build_model(model_config, event_shape):
       levels=model_config.levels, steps=model_config.steps, width=model_config.width,
       coupling=model_config.coupling, scale_fn=model_config.scale_fn, lu=model_config.lu,
       learn_top=model_config.learn_top, split_prior=model_config.split_prior,
-      network_dtype=dtype, sharing=sharing)
+      network_dtype=dtype, sharing=sharing if sharing.variant != "none" else None)
   return Flow(layer, event_shape, num_levels=model_config.get("num_levels", 256), name="Glow")
