@@ -2,7 +2,8 @@
 
 Why a compiled step can lose on a CPU: a flow's training step is mostly 3x3
 convolutions (Glow's and DenseFlow's coupling networks), which the graph runs
-through TensorFlow's own (oneDNN) kernels and XLA:CPU through its own. Each shape
+through TensorFlow's own kernels (oneDNN's where TensorFlow turns it on: by default
+on some x86 CPUs only; the first line says) and XLA:CPU through its own. Each shape
 is timed forward, and forward with both gradients (input and kernel), as a
 `tf.function` without and with `jit_compile`, side by side in one process: the mean
 of `--iters` calls after two warm-up calls.
@@ -48,8 +49,13 @@ def main():
     dx, dw = tape.gradient(loss, [x, w])
     return tf.reduce_sum(dx) + tf.reduce_sum(dw)
 
+  from tensorflow.python.util import _pywrap_util_port
+  # TensorFlow runs its graph convolutions through oneDNN by default on some x86 CPUs
+  # only (TF_ENABLE_ONEDNN_OPTS=1 forces it, =0 turns it off); XLA never uses it
   print(f"3x3 convolution, SAME, float32; mean of {args.iters} calls (ms); "
-        f"cpus {os.cpu_count()}")
+        f"cpus {os.cpu_count()}; the graph's oneDNN: "
+        f"{'on' if _pywrap_util_port.IsMklEnabled() else 'off'} "
+        f"(TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')})")
   print(f"{'batch':>5} {'size':>5} {'in':>4} {'out':>4} | {'forward graph':>13} {'xla':>7} "
         f"{'xla/graph':>9} | {'fwd+grads graph':>15} {'xla':>7} {'xla/graph':>9}")
   for batch, size, cin, cout in SHAPES:

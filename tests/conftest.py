@@ -105,6 +105,10 @@ SLOW_CASES = {
     # DenseFlow with virtual-batch BatchNorm, XLA on, under 2 workers (its 2 logical
     # replicas run by default: the same trainer step; the workers add the collective)
     "test_distributed.py::test_two_worker_processes_equal_one[denseflow_virtual_bn]",
+    # ... and under 2 logical replicas with the whole step compiled (122 s; by default:
+    # the same virtual BatchNorm with XLA per module, and Glow's whole compiled step,
+    # both under 2 logical replicas)
+    "test_distributed.py::test_two_logical_cpu_replicas_equal_one[denseflow_virtual_bn]",
     # the same without XLA, where the replicas share their modules' traces (XLA on
     # runs by default)
     "test_distributed.py::test_two_logical_cpu_replicas_equal_one[denseflow_virtual_bn_graph]",
