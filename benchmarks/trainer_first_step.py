@@ -36,7 +36,9 @@ def main(argv):
 
   from gflow.malloc_arenas import cap_malloc_arenas
   from gflow.train import trainer as trainer_lib
+  from gflow.xla_cpu_flags import set_xla_cpu_defaults
   cap_malloc_arenas()  # as gflow's binaries
+  set_xla_cpu_defaults()  # as gflow's binaries (XLA_FLAGS given to the run win)
   config = _CONFIG.value  # locked: fields are set, none added
   data = os.path.join(tempfile.gettempdir(), "gflow_bench_rand32.npz")
   if not os.path.exists(data):

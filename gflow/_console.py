@@ -8,6 +8,7 @@ scripts (`gflow-*`, or `python -m gflow.cli.*`) and not asked to be verbose
 process's stderr set aside; the lines are shown if loading fails. Before that, a
 console script's `--xla_cache` or `--workdir` sets where XLA keeps its compiled
 programs (`gflow.xla_cache`): TensorFlow reads that when it first finds its devices.
+XLA:CPU's code-generation defaults are added to XLA_FLAGS too (`gflow.xla_cpu_flags`).
 Importing gflow as a library changes nothing.
 """
 
@@ -128,6 +129,8 @@ def xla_cache_from_flags(argv=None):
 
 def quiet_start():
   if is_console_script():
+    from gflow.xla_cpu_flags import set_xla_cpu_defaults
+    set_xla_cpu_defaults()
     cache = xla_cache_from_flags()
     if cache is not None:  # TensorFlow reads its XLA flags when it finds its devices
       from gflow.xla_cache import use_compilation_cache

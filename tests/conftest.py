@@ -9,6 +9,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from gflow.xla_cpu_flags import set_xla_cpu_defaults  # noqa: E402
+
+# XLA:CPU's flags as gflow's binaries set them: code compiled in the tests is theirs
+# (XLA reads XLA_FLAGS at its first compilation).
+set_xla_cpu_defaults()
+
 CONFIG = os.path.join(REPO, "configs", "glow.py")
 
 # A tiny Glow on the digits that trains a step in well under a second.
