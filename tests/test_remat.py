@@ -103,8 +103,8 @@ def test_remat_gives_the_plain_loss_gradients_and_batchnorm_statistics(denseflow
   assert max(np.abs(g).max() for g in grads0) > 1e-2
   np.testing.assert_allclose(loss1, loss0, rtol=1e-6)
   # With XLA per module, remat's backward is another program than the plain one, its sums
-  # reassociated: a small element of a gradient
-  # moved by 6e-8 where its variable's largest is 3e-3 in one suite run (not alone).
+  # reassociated: a small gradient element moved by 6e-8 where its variable's largest is
+  # 3e-3, in one suite run (not alone).
   scale = 1e-4 if mode == "modules" else 1e-5
   for g1, g0, v in zip(grads1, grads0, variables):
     np.testing.assert_allclose(g1, g0, rtol=1e-4, atol=scale * np.abs(g0).max(), err_msg=v.path)
