@@ -7,7 +7,8 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow.core.protobuf import rewriter_config_pb2
 from tensorflow.python.eager import context
 
-from gflow.train.graph_options import LightStep, light_graph_options, resolve
+from gflow.train.graph_options import (LightStep, light_call_options, light_graph_options,
+                                       resolve)
 
 
 def _folds(x):
@@ -74,6 +75,24 @@ def test_light_step_keeps_every_pass_for_the_functions_the_step_calls():
   with light_graph_options():
     traced_within(x)
   assert _calls_fold_constants(traced_within, x) == [False]
+
+
+def test_light_options_run_one_round_without_the_tfg_pipelines():
+  light = _rewrite(light_call_options().config_proto_serialized)
+  assert light.disable_tfg_optimizer
+  assert light.meta_optimizer_iterations == rewriter_config_pb2.RewriterConfig.ONE
+  assert light.constant_folding == rewriter_config_pb2.RewriterConfig.OFF
+  assert light.remapping != rewriter_config_pb2.RewriterConfig.OFF  # fused kernels stay
+  # the process's own options: untouched
+  full = _rewrite(context.context().function_call_options.config_proto_serialized)
+  assert not full.disable_tfg_optimizer
+  assert full.meta_optimizer_iterations != rewriter_config_pb2.RewriterConfig.ONE
+
+
+def _rewrite(serialized):
+  config = config_pb2.ConfigProto()
+  config.ParseFromString(serialized)
+  return config.graph_options.rewrite_options
 
 
 def test_light_step_returns_what_the_step_returns():
