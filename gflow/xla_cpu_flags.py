@@ -4,8 +4,8 @@ XLA:CPU emits its loop fusions with its MLIR "fusion emitters" by default. For
 DenseFlow-74-10's training step compiled per module (`train.jit_scope="modules"`,
 batch 8, remat) XLA's earlier emitters gave a 0.23–0.3 GiB lower peak resident set, a
 4–7 % faster step and 5 % less compilation, with the same losses to the last digit, in
-paired runs over two sessions; Glow's whole compiled step ran as fast
-(`benchmarks/README.md`, sessions 15 and 16). So gflow's console scripts append
+runs over two sessions; Glow's whole compiled step ran as fast, within the machine's
+noise (`benchmarks/README.md`, sessions 15 and 16). So gflow's console scripts append
 
     --xla_cpu_use_fusion_emitters=false
 
