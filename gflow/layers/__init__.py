@@ -13,6 +13,7 @@ from gflow.layers.permute_rows import PermuteRowsLayer
 from gflow.layers.remat import checkpoint, recompute_scope
 from gflow.layers.row_autoregressive import RowAutoregressiveLayer
 from gflow.layers.squeeze import SqueezeLayer
+from gflow.layers.stacked import StackedFlow
 from gflow.layers.stochastic import StochasticFlowLayer, StochasticSequential
 from gflow.layers.variational_dequantization import VariationalDequantization
 
@@ -20,6 +21,6 @@ __all__ = [
     "ActNormLayer", "ChannelSwapLayer", "Conv1x1Layer", "CouplingLayer", "CrossUnitBlock",
     "FactorOutLayer", "FlowLayer", "LearnedPriorLayer", "MultiScale", "PermuteRowsLayer",
     "RowAutoregressiveLayer", "SequentialFlow",
-    "SqueezeLayer", "StochasticFlowLayer", "StochasticSequential", "VariationalDequantization",
+    "SqueezeLayer", "StackedFlow", "StochasticFlowLayer", "StochasticSequential", "VariationalDequantization",
     "checkpoint", "inverse_of", "is_initialized", "recompute_scope",
 ]

@@ -49,7 +49,7 @@ from tensorflow.python.ops import control_flow_util
 from gflow.nets.batch_norm import statistics_held
 
 __all__ = ["shared_trace_scope", "current_scope", "traced_forward", "traced_inverse", "shares",
-           "signature", "in_xla_cluster"]
+           "signature", "in_xla_cluster", "forward_with_values", "inverse_with_values"]
 
 _STATE = threading.local()
 
@@ -99,26 +99,77 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
   shared function for `layer`'s signature (traced on the first layer that has it).
   `recompute` (`train.remat`): the function keeps no activations for its gradient and
   its backward pass runs it again from its inputs (`gflow.layers.remat`)."""
-  key = signature(layer, x, event_ndims, training, conditioning)
-  if key is None or in_xla_cluster():
+  if signature(layer, x, event_ndims, training, conditioning) is None or in_xla_cluster():
     return run(layer, x, conditioning)
-  key += (bool(recompute),)
+  variables = list(layer.variables)
+  y, log_det, news = _shared_forward(scope, layer, run, x, _values(variables), event_ndims,
+                                     training, conditioning, recompute)
+  for j, new in news.items():
+    variables[j].assign(new)
+  return y, log_det
+
+
+def forward_with_values(template, run, x, values, event_ndims, training, conditioning=None,
+                        recompute=False):
+  """run(template, x, conditioning) computed with `values` (tensors, one per variable of
+  `template.variables`) in place of `template`'s variables → (y, log_det, {index: new
+  value} of the variables the pass assigned). Through the current scope's shared
+  function when `template` shares there, else inline; `recompute` as `traced_forward`.
+  A layer holding several modules' variables stacked (`gflow.layers.StackedFlow`) runs
+  each module this way with its slices."""
+  scope = current_scope()
+  if scope is not None and shares(template, x, event_ndims, training, conditioning):
+    return _shared_forward(scope, template, run, x, values, event_ndims, training,
+                           conditioning, recompute)
+  forward, updated = _stateless_forward(template, run)
+  if recompute:
+    y, log_det, news = _recomputed(forward, x, values, conditioning,
+                                   barrier=in_xla_cluster())
+  else:
+    y, log_det, news = forward(x, values, conditioning)
+  return y, log_det, _from_bits(template, updated, news)
+
+
+def inverse_with_values(template, run, y, values, conditioning=None):
+  """run(template, y, conditioning) → x, computed with `values` in place of `template`'s
+  variables; through the current scope's shared inverse function when `template`
+  shares there, else inline."""
+  scope = current_scope()
+  if scope is not None and shares(template, y, None, False, conditioning):
+    return _shared_inverse(scope, template, run, y, conditioning)(y, list(values), conditioning)
+  with keras.StatelessScope(state_mapping=list(zip(template.variables, values))):
+    return run(template, y, conditioning)
+
+
+def _stateless_forward(template, run):
+  """(forward, updated): forward(x, values, conditioning, record=True) → (y, log_det,
+  [new value as bits of each assigned variable]) runs `template` with `values` for its
+  variables in a `keras.StatelessScope`; `updated` lists the indices of the variables
+  the pass assigned (BatchNorm's statistics), found when it runs (`record`)."""
+  template_vars = list(template.variables)
+  updated = []
+
+  def forward(x, values, conditioning, record=True):
+    mapping = list(zip(template_vars, values))
+    with keras.StatelessScope(state_mapping=mapping) as stateless:
+      before = [stateless.get_current_value(v) for v in template_vars]
+      y, log_det = run(template, x, conditioning)
+      news = [stateless.get_current_value(v) for v in template_vars]
+    # only the variables the pass assigned (BatchNorm's statistics) come back
+    if record:
+      updated[:] = [j for j, (a, b) in enumerate(zip(before, news)) if b is not a]
+    return y, tf.convert_to_tensor(log_det, y.dtype), [_as_bits(news[j]) for j in updated]
+  return forward, updated
+
+
+def _shared_forward(scope, template, run, x, values, event_ndims, training, conditioning,
+                    recompute):
+  """The shared function of `template`'s signature (traced on first use), called with
+  `values` → (y, log_det, {index: new value})."""
+  key = signature(template, x, event_ndims, training, conditioning) + (bool(recompute),)
   entry = scope["functions"].get(key)
   if entry is None:
-    template = layer
-    template_vars = list(template.variables)
-    updated = []  # indices of the variables the pass assigns (found when tracing)
-
-    def forward(x, values, conditioning, record=True):
-      mapping = list(zip(template_vars, values))
-      with keras.StatelessScope(state_mapping=mapping) as stateless:
-        before = [stateless.get_current_value(v) for v in template_vars]
-        y, log_det = run(template, x, conditioning)
-        news = [stateless.get_current_value(v) for v in template_vars]
-      # only the variables the pass assigned (BatchNorm's statistics) come back
-      if record:
-        updated[:] = [j for j, (a, b) in enumerate(zip(before, news)) if b is not a]
-      return y, tf.convert_to_tensor(log_det, y.dtype), [_as_bits(news[j]) for j in updated]
+    forward, updated = _stateless_forward(template, run)
 
     def fn(x, values, conditioning):
       if recompute and not scope["jit_compile"]:
@@ -129,30 +180,43 @@ def traced_forward(scope, layer, run, x, event_ndims, training, conditioning=Non
       entry = scope["functions"][key] = (
           _recomputed_around(entry[0], _shared_function(_backward(forward), scope)), updated)
   fn, updated = entry
-  variables = list(layer.variables)
-  y, log_det, news = fn(x, _values(variables), conditioning)
+  y, log_det, news = fn(x, list(values), conditioning)
+  return y, log_det, _from_bits(template, updated, news)
+
+
+def _from_bits(template, updated, news):
+  """{index: value} of the assigned variables, from `forward`'s list of bits."""
+  variables = list(template.variables)
+  out = {}
   for j, new in zip(updated, news):
-    variables[j].assign(tf.bitcast(new, variables[j].dtype) if new.dtype.is_integer else new)
-  return y, log_det
+    dtype = tf.as_dtype(variables[j].dtype)
+    out[j] = tf.bitcast(new, dtype) if new.dtype.is_integer and dtype.is_floating else new
+  return out
 
 
 def traced_inverse(scope, layer, run, y, conditioning=None):
   """run(layer, y, conditioning) → x, the inverse (sampling), through `scope`'s shared
   function for `layer`'s inverse signature (traced on the first layer that has it). The
   inverse assigns no variable and keeps nothing for a recomputation."""
-  key = signature(layer, y, None, False, conditioning)
-  if key is None or in_xla_cluster():
+  if signature(layer, y, None, False, conditioning) is None or in_xla_cluster():
     return run(layer, y, conditioning)
-  key += ("inverse",)
+  return _shared_inverse(scope, layer, run, y, conditioning)(
+      y, _values(layer.variables), conditioning)
+
+
+def _shared_inverse(scope, template, run, y, conditioning):
+  """The shared inverse function of `template`'s signature at (y, conditioning), traced
+  on first use: (y, values, conditioning) → x."""
+  key = signature(template, y, None, False, conditioning) + ("inverse",)
   fn = scope["functions"].get(key)
   if fn is None:
-    template, template_vars = layer, list(layer.variables)
+    template_vars = list(template.variables)
 
     def inverse(y, values, conditioning):
       with keras.StatelessScope(state_mapping=list(zip(template_vars, values))):
         return run(template, y, conditioning)
     fn = scope["functions"][key] = _shared_function(inverse, scope)
-  return fn(y, _values(layer.variables), conditioning)
+  return fn
 
 
 def _values(variables):
@@ -194,7 +258,7 @@ def _recomputed_around(forward_fn, backward_fn):
   return fn
 
 
-def _recomputed(forward, x, values, conditioning):
+def _recomputed(forward, x, values, conditioning, barrier=False):
   """forward(x, values, conditioning) → (y, log_det, statistics), differentiable in y
   and log_det with its activations recomputed in the backward pass: the gradient
   runs `forward` again from the inputs (its variable updates, which the stateless
@@ -207,6 +271,10 @@ def _recomputed(forward, x, values, conditioning):
     with tf.control_dependencies([dy, dlog]):
       x, values = tf.identity(x), [tf.identity(v) for v in values]
       conditioning = None if conditioning is None else tf.identity(conditioning)
+    if barrier:  # inside XLA: keep the compiler from merging it into the forward pass
+      from tensorflow.compiler.tf2xla.python import xla as tfxla
+      flat = tfxla.optimization_barrier(x, *values)
+      x, values = flat[0], list(flat[1:])
     return backward(x, values, conditioning, dy, dlog)
   return _with_gradient(forward, recompute, x, values, conditioning)
 

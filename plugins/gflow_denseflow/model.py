@@ -53,11 +53,12 @@ def coupling_network_fn(model_config):
 
 
 def build_denseflow(units, modules, growth, network_fn, augment=True, preconditioned=True,
-                    context="all", network_dtype=None, lu=False):
+                    context="all", network_dtype=None, lu=False, stack=False):
   """The DenseFlow flow layer: `units[b]` units of `modules[b]` modules in block b.
 
   `network_fn` is the coupling-network factory, or a callable of the block index
-  giving one (a `gflow.nets.sharing.SharingGroups`).
+  giving one (a `gflow.nets.sharing.SharingGroups`). `stack`: each unit holds its
+  modules' variables stacked (`gflow.layers.StackedFlow`; not with shared networks).
   """
   block_fn = network_fn if isinstance(network_fn, SharingGroups) else lambda b: network_fn
   # Modules of one network factory run the same code at the same shapes; a sharing
@@ -70,19 +71,27 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
   if min(units) < 1 or min(modules) < 1:
     raise ValueError(f"DenseFlow needs >= 1 unit and module per block; got units="
                      f"{list(units)}, modules={list(modules)}.")
+  if stack and shared:
+    raise ValueError("Stacked modules (model.stack_modules) hold each module's networks; "
+                     "they cannot share networks across modules (model.sharing="
+                     f"{network_fn.variant!r}). Set one of them off.")
+
+  def unit(b, u):
+    make = functools.partial(glow_like_module, block_fn(b), trace_key, lu=lu)
+    if stack:
+      return gl.StackedFlow(make, modules[b], name=f"block{b}_unit{u}")
+    return gl.SequentialFlow([make() for _ in range(modules[b])], name=f"block{b}_unit{u}")
   inner = None
   for b in reversed(range(len(units))):
     block = gl.CrossUnitBlock(
-        [gl.SequentialFlow([glow_like_module(block_fn(b), trace_key, lu=lu)
-                            for _ in range(modules[b])],
-                           name=f"block{b}_unit{u}") for u in range(units[b])],
+        [unit(b, u) for u in range(units[b])],
         growth, augment=augment, preconditioned=preconditioned, context=context,
         network_dtype=network_dtype, name=f"block{b}")
     if inner is None:  # the last block: scored by a learned per-channel Gaussian
-      stack = [block, gl.LearnedPriorLayer(per_channel=True, name="top_prior")]
+      level = [block, gl.LearnedPriorLayer(per_channel=True, name="top_prior")]
     else:
-      stack = [block, gl.MultiScale(inner, name=f"split{b}")]
-    inner = gl.StochasticSequential(stack, name=f"level{b}")
+      level = [block, gl.MultiScale(inner, name=f"split{b}")]
+    inner = gl.StochasticSequential(level, name=f"level{b}")
   return gl.StochasticSequential([gl.SqueezeLayer(name="squeeze"), inner], name="denseflow")
 
 
@@ -110,7 +119,7 @@ def build_model(model_config, event_shape):
   flow = build_denseflow(tuple(c.units), tuple(c.modules), c.growth, sharing,
                          augment=c.augment, preconditioned=c.preconditioned,
                          context=c.noise_context, network_dtype=network_dtype,
-                         lu=c.get("lu", False))
+                         lu=c.get("lu", False), stack=c.get("stack_modules", False))
   dequantizer = None
   if c.dequantization == "variational":
     d = c.dequantizer
