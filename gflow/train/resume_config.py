@@ -13,6 +13,9 @@ import json
 __all__ = ["ConfigChanged", "compare", "flatten"]
 
 ALLOWED = ("train.", "eval.", "data.data_dir")
+# The value a field had in effect in a config saved before the field existed (the model
+# builders read it with this default, so such a run resumes only with this value).
+ABSENT = {"model.stack_modules": False}
 
 
 class ConfigChanged(ValueError):
@@ -41,6 +44,7 @@ def compare(saved, config, workdir):
   that may not change."""
   new = flatten(json.loads(config.to_json_best_effort(sort_keys=True)))
   old = flatten(saved)
+  old.update({f: v for f, v in ABSENT.items() if f not in old and f in new})
   missing = object()
   changed = [(f, old.get(f, missing), new.get(f, missing)) for f in sorted(set(old) | set(new))
              if old.get(f, missing) != new.get(f, missing)]

@@ -93,6 +93,10 @@ def validate(config, optimizers=(), policies=()):
       check_choice(split, SPLITS, "parts split (config.parts.split)")
     except ValueError as e:
       problems.append(str(e).rstrip("."))
+  if split == "across_blocks" and _get(config, "model.stack_modules"):
+    problems.append("config.parts.split='across_blocks' cuts between modules, which "
+                    "config.model.stack_modules=True holds stacked in one layer per unit: "
+                    "set config.model.stack_modules=False")
   for field in ("parts.steps_per_part", "parts.turn_steps", "parts.end_to_end_steps"):
     v = _get(config, field)
     if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0):

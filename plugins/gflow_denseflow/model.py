@@ -58,7 +58,8 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
 
   `network_fn` is the coupling-network factory, or a callable of the block index
   giving one (a `gflow.nets.sharing.SharingGroups`). `stack`: each unit holds its
-  modules' variables stacked (`gflow.layers.StackedFlow`; not with shared networks).
+  modules' variables stacked (`gflow.layers.StackedFlow`), unless the modules share
+  networks.
   """
   block_fn = network_fn if isinstance(network_fn, SharingGroups) else lambda b: network_fn
   # Modules of one network factory run the same code at the same shapes; a sharing
@@ -71,10 +72,7 @@ def build_denseflow(units, modules, growth, network_fn, augment=True, preconditi
   if min(units) < 1 or min(modules) < 1:
     raise ValueError(f"DenseFlow needs >= 1 unit and module per block; got units="
                      f"{list(units)}, modules={list(modules)}.")
-  if stack and shared:
-    raise ValueError("Stacked modules (model.stack_modules) hold each module's networks; "
-                     "they cannot share networks across modules (model.sharing="
-                     f"{network_fn.variant!r}). Set one of them off.")
+  stack = stack and not shared  # modules that share networks are not stacked
 
   def unit(b, u):
     make = functools.partial(glow_like_module, block_fn(b), trace_key, lu=lu)
