@@ -170,7 +170,9 @@ def _shared_forward(scope, template, run, x, values, event_ndims, training, cond
   entry = scope["functions"].get(key)
   if entry is None:
     forward, updated = _stateless_forward(template, run)
-    if recompute:
+    if recompute and not scope["jit_compile"]:
+      # (not under XLA: it took a nested function's inputs for compile-time constants
+      # and compiled the module again at every call)
       forward = _traced_once(forward)
 
     def fn(x, values, conditioning):
