@@ -8,7 +8,8 @@ mode) → gradients → one Adamax update, in one `tf.function`
 (`jit_compile` off/on, or XLA per shared module: `--xla=modules`, `train.jit_scope`),
 with `--remat` on/off (`train.remat`: each glow-like
 module recomputed in the backward pass) and `--shared_traces` on/off
-(`train.shared_traces`: one trace per distinct module, the DenseFlow default), its own
+(`train.shared_traces`: one trace per distinct module, the DenseFlow default) and
+`--stack_modules` on/off (`model.stack_modules`, the default on), its own
 graph optimised at `--step_graph` (`train.step_graph`, default auto) and glibc's
 malloc arenas capped as gflow's binaries cap them (`gflow.malloc_arenas`). The
 model and optimizer are built ("build s"), the step traced ("trace s": the Python trace
@@ -57,6 +58,8 @@ def parse_args(argv=None):
   p.add_argument("--iters", type=int, default=3)
   p.add_argument("--samples", type=int, default=128, help="0: skip sampling")
   p.add_argument("--network_dtype", default="", help="e.g. mixed_bfloat16")
+  p.add_argument("--stack_modules", default="on", choices=("on", "off"),
+                 help="model.stack_modules: each unit's modules with their variables stacked")
   p.add_argument("--step_graph", default="auto",
                  help="train.step_graph: auto, full or light (Grappler on the step's graph)")
   p.add_argument("--cell", default="", help=argparse.SUPPRESS)  # config,batch,xla,remat,shared
@@ -127,6 +130,7 @@ def run_cell(args):
   xla, modules = xla_scope == "on", xla_scope == "modules"  # the whole step, or per module
   config = denseflow.get_config(CONFIGS[name])
   config.model.network_dtype = args.network_dtype
+  config.model.stack_modules = args.stack_modules == "on"
   peaks.enter("build")
   t0 = time.perf_counter()
   model = build_model(config, (32, 32, 3))
@@ -193,7 +197,7 @@ def main():
   print(f"DenseFlow training step at 32x32x3: configs {args.configs}, batches {args.batches}, "
         f"xla {args.xla}, remat {args.remat}, shared traces {args.shared_traces}, warm-up {args.warmup}, timed iters {args.iters} (median), "
         f"samples {args.samples}, network dtype {args.network_dtype or 'float32'}, "
-        f"step graph {args.step_graph}")
+        f"step graph {args.step_graph}, stacked modules {args.stack_modules}")
   print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
   print(f"{'config':7} {'batch':>5} {'xla':>7} {'remat':>5} {'shared':>6} {'params':>12} {'s/step':>8} {'img/s':>7} "
         f"{'build s':>7} {'trace s':>7} {'compile s':>9} {'1st step s':>10} {'sample s':>8} "
@@ -208,7 +212,8 @@ def main():
               f",{args.remat.split(',')[0]},{args.shared_traces.split(',')[0]}")
           cmd = [sys.executable, __file__, f"--cell={cell}", f"--warmup={args.warmup}",
                  f"--iters={args.iters}", f"--samples={args.samples if sampled else 0}",
-                 f"--network_dtype={args.network_dtype}", f"--step_graph={args.step_graph}"]
+                 f"--network_dtype={args.network_dtype}", f"--step_graph={args.step_graph}",
+                 f"--stack_modules={args.stack_modules}"]
           proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
           if proc.returncode:
             reason = (proc.stderr.strip().splitlines() or ["?"])[-1][:100]

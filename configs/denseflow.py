@@ -84,8 +84,8 @@ def get_config(arg="digits"):
   c.model.flow_embedding_size = 8
   c.model.projection = "1x1"          # decomp/nanoflow per-flow head: "1x1" or "3x3"
   # Each unit holds its modules' variables stacked, one variable per kind with a module
-  # axis (gflow.layers.StackedFlow): the same model and results, DenseFlow-74-10's 3,423
-  # variables become 506 and the first step comes sooner. Not with model.sharing (the
+  # axis (gflow.layers.StackedFlow): the same model and results, DenseFlow-74-10's 3,645
+  # variables become 684 and the first step comes sooner. Not with model.sharing (the
   # modules share networks) or parts.split="across_blocks" (it cuts inside units).
   c.model.stack_modules = True
 

@@ -23,6 +23,10 @@ stay in its stateless scope). The step then holds nothing per variable for the
 recomputation (DenseFlow-74-10's step graph with remat: 39,285 operations when each
 module was recomputed around its call, 22,103, as without remat, now).
 
+The recomputation differentiates the forward's own trace (a nested function traced
+once), so a module's Python runs once per signature, not again for the backward pass
+(not under XLA, which compiled a nested function again at every call).
+
 With `shared_trace_scope(jit_compile=True)` (`train.jit_scope="modules"`) XLA compiles
 each shared function on its own, and with remat the gradient is defined around the
 compiled call, a second compiled function recomputing the module (`_recomputed_around`:

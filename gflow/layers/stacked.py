@@ -3,10 +3,10 @@
     forward = f_n ∘ … ∘ f_1, module i computing with slice i of every stacked variable
 
 A deep flow repeats one module many times (DenseFlow-74-10: 74 glow-like modules in
-11 units, 3,423 variables). Held one layer per module, every module's variables are
-created, read, differentiated, updated and given optimizer slots one by one, and each
-of these adds its own operations to the training step's graph, so start-up time grows
-with the variable count. `StackedFlow(module_fn, count)` builds `count` modules to
+11 units; 3,645 variables, 684 with its units stacked). Held one layer per module,
+every module's variables are created, read, differentiated, updated and given
+optimizer slots one by one, and each of these adds its own operations to the training
+step's graph, so start-up time grows with the variable count. `StackedFlow(module_fn, count)` builds `count` modules to
 learn their structure and initial values (in a `keras.StatelessScope`, so that their
 own variables are never created), then holds each of the module's variables once,
 with a leading axis of size `count`: module i is the first module (the template) run
