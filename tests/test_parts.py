@@ -33,11 +33,12 @@ def _seed():
   return Noise(tf.constant([3, 4], tf.int32))
 
 
-def _denseflow():
+def _denseflow(stack=False):
   """A DenseFlow of 2 blocks (2 units of 2 modules, then 2 units of 1) with cross-unit
-  augmentation and a variational dequantizer, initialised on digit-like levels."""
+  augmentation and a variational dequantizer, initialised on digit-like levels; its
+  units' modules stacked with `stack` (then it splits only by block)."""
   c = denseflow_tiny_config()
-  c.model.update(units=(2, 2), modules=(2, 1))
+  c.model.update(units=(2, 2), modules=(2, 1), stack_modules=stack)
   model = build_model(c, (8, 8, 1))
   x = tf.constant(np.random.RandomState(0).randint(0, 256, (4, 8, 8, 1)), tf.int32)
   model.initialize(tf.cast(x, tf.float32) + 0.5)
@@ -88,7 +89,7 @@ def test_denseflow_parts_log_weights_sum_to_the_bound_and_end_in_its_latent(spli
   """Across blocks "1:2" falls between the two units of block 1, so the cross-unit
   augmentation before unit 2 and its g (which sees the block's input, handed on from
   part 1 through part 2) run in part 3; "1:1" cuts inside unit 1."""
-  model, batch = _denseflow()
+  model, batch = _denseflow(stack=split == "by_block")
   parts = model.flow_parts(split, boundaries)
   kinds = [[s.kind for s in parts.stages[r]] for r in parts.ranges]
   if split == "across_blocks":
@@ -118,6 +119,12 @@ def test_a_parts_loss_has_no_gradient_for_earlier_parts():
   every = [v for k in range(3) for v in parts.variables(k)]
   assert {id(v) for v in every} == {id(v) for v in glow.trainable_variables}
   assert len(every) == len(glow.trainable_variables)
+
+
+def test_stacked_units_refuse_a_split_inside_them():
+  model, _ = _denseflow(stack=True)
+  with pytest.raises(ValueError, match="stack_modules=False"):
+    model.flow_parts("across_blocks", "1:1")
 
 
 def test_a_denseflow_parts_loss_has_no_gradient_for_earlier_parts_or_the_dequantizer():

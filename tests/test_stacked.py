@@ -217,6 +217,25 @@ def json_of(config):
   return json.loads(config.to_json_best_effort(sort_keys=True))
 
 
+def test_replica_walks_see_the_stacked_modules():
+  """The trainer's walks reach inside stacked units: synchronized BatchNorm there turns
+  XLA and shared traces off under several replicas, and the statistics of virtual-batch
+  BatchNorm there are the stacked variables that replicas average."""
+  from gflow.nets.batch_norm import replica_local_statistics
+  from gflow.train.trainer import _syncs_replicas
+  c = tiny_config()
+  assert c.model.virtual_batch_size == 0  # synchronized
+  assert _syncs_replicas(build_model(c, (8, 8, 1)).layer)
+  c.model.virtual_batch_size = 4
+  model = build_model(c, (8, 8, 1))
+  assert not _syncs_replicas(model.layer)
+  stats = replica_local_statistics(model.layer)
+  stacked = [v for l in model.layer._flatten_layers() if isinstance(l, gl.StackedFlow)
+             for v in l.variables if "moving_" in v.name]
+  assert stacked and {id(v) for v in stacked} <= {id(v) for v in stats}
+  assert len(stats) == len({id(v) for v in stats})
+
+
 def test_keras_sees_only_the_stacked_variables():
   layer = gl.StackedFlow(_module, 2)
   layer.build((None, 4, 4, 4))

@@ -56,6 +56,7 @@ from gflow.layers.cross_unit_block import CrossUnitBlock
 from gflow.layers.factor_out import FactorOutLayer
 from gflow.layers.learned_prior import LearnedPriorLayer
 from gflow.layers.multiscale import MultiScale
+from gflow.layers.stacked import StackedFlow
 from gflow.layers.stochastic import StochasticFlowLayer, StochasticSequential
 
 __all__ = ["Stage", "stages_of", "FlowParts", "SPLITS", "parse_boundaries", "run_stages",
@@ -260,6 +261,11 @@ class FlowParts:
     self.devices = None  # one device per part: each part's computation runs there
     self.split = split
     self.stages = stages_of(layer)
+    stacked = [s.layer.name for s in self.stages if isinstance(s.layer, StackedFlow)]
+    if split == "across_blocks" and stacked:
+      raise ValueError(f"parts.split='across_blocks' cuts between modules, but {stacked[0]} "
+                       "holds its modules stacked in one layer (gflow.layers.StackedFlow): "
+                       "build the model with model.stack_modules=False.")
     points = parse_boundaries(boundaries, split) if isinstance(boundaries, str) else list(
         boundaries)
     cuts = [self._cut(p) for p in points]

@@ -85,6 +85,13 @@ class StackedFlow(FlowLayer):
     """The module the others are computed as (its variables are never created)."""
     return self._template
 
+  def stacked_variable(self, variable):
+    """The stacked variable that holds `variable`, a variable of the template."""
+    for v, stacked in zip(self._template.variables, self._aligned):
+      if v is variable:
+        return stacked
+    raise KeyError(f"{self.name}: {variable.path} is not a variable of its template.")
+
   def _slices(self):
     """[[slice i of each stacked variable, in `template.variables` order] for each i]."""
     per_variable = [tf.unstack(tf.convert_to_tensor(v), num=self.count) for v in self._aligned]

@@ -118,9 +118,14 @@ class BatchNormalization(keras.layers.BatchNormalization):
 def replica_local_statistics(layer):
   """The moving statistics under `layer` that each replica moves on its own (those of
   BatchNormalization layers with virtual batches), in a fixed order."""
-  return [v for sub in layer._flatten_layers()
-          if isinstance(sub, BatchNormalization) and sub.virtual_batch_size
-          for v in (sub.moving_mean, sub.moving_variance)]
+  out = []
+  for sub in layer._flatten_layers():
+    if isinstance(sub, BatchNormalization) and sub.virtual_batch_size:
+      out += [sub.moving_mean, sub.moving_variance]
+    stacked = getattr(sub, "stacked_variable", None)  # a gflow.layers.StackedFlow:
+    if stacked is not None:  # its modules' statistics, held stacked
+      out += [stacked(v) for v in replica_local_statistics(sub.template)]
+  return out
 
 
 def sync_replica_statistics(variables):

@@ -920,8 +920,14 @@ def _sum_of_sums(rows):
 
 
 def _syncs_replicas(layer):
-  """True if a sub-layer all-reduces in its forward pass (synchronized BatchNorm)."""
-  return any(getattr(sub, "synchronized", False) for sub in layer._flatten_layers())
+  """True if a sub-layer all-reduces in its forward pass (synchronized BatchNorm),
+  the modules of a `gflow.layers.StackedFlow` (its untracked template) included."""
+  for sub in layer._flatten_layers():
+    template = getattr(sub, "template", None)
+    if getattr(sub, "synchronized", False) or (
+        isinstance(template, keras.layers.Layer) and _syncs_replicas(template)):
+      return True
+  return False
 
 
 def finetune_config(config):
