@@ -232,7 +232,7 @@ def test_parts_on_two_logical_devices_compute_what_one_device_computes(tmp_path,
   from tests.test_distributed import ATOL, RTOL, _load, _train
   tiny = TINY if model == "glow" else [  # block 1: 2 units of 2 modules
       *[f for f in TINY_DF if not f.startswith("--config.model.modules=")],
-      "--config.model.modules=(2, 1)"]
+      "--config.model.modules=(2, 1)", "--config.model.stack_modules=False"]
   args = [f"--config={os.path.join(REPO, 'configs', model + '.py')}:digits", *tiny,
           "--config.parts.split=across_blocks",
           f"--config.parts.boundaries={'1:1' if model == 'glow' else '1:2'}",
