@@ -78,24 +78,25 @@ def test_shared_traces_give_the_unrolled_loss_gradients_and_statistics(denseflow
   assert len(assigns) == len(norms), (len(assigns), len(norms))  # statistics only
 
 
-def test_under_xla_the_modules_run_unrolled_and_a_new_batch_does_not_recompile(denseflow):
-  """Shared calls inside a step XLA compiles as a whole made XLA take their inputs (the
-  batch) for compile-time constants: every step compiled again (a tiny DenseFlow:
-  ~7 s per step instead of ~0.02 s). There the modules run unrolled."""
-  import time
-  model, x = denseflow
+def _xla_step(model, whole_step):
+  """The training loss and gradients, XLA compiling the whole step (`whole_step`) or
+  each shared module, recomputed in the backward pass."""
+  from gflow.layers.remat import recompute_scope
   variables = list(model.trainable_variables)
 
   def fn(x, seed):
-    with tf.GradientTape() as tape, shared_trace_scope():
+    with (tf.GradientTape() as tape, shared_trace_scope(jit_compile=not whole_step),
+          recompute_scope(not whole_step)):
       loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
     return loss, tape.gradient(loss, variables)
-  step = tf.function(fn, jit_compile=True)
-  graph = step.get_concrete_function(x, tf.constant([3, 4])).graph
-  assert not [op for op in graph.get_operations()
-              if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+  return tf.function(fn, jit_compile=whole_step)
+
+
+def _assert_compiled_once(step, x):
+  """A new batch and seed each call: the later calls run what the first compiled."""
+  import time
   seconds = []
-  for i in range(3):  # a new batch and seed each time
+  for i in range(3):
     batch = tf.cast(tf.random.stateless_uniform(x.shape, [i, 9], 0, 256, tf.int32), x.dtype)
     start = time.perf_counter()
     loss, _ = step(batch, tf.constant([i, 5]))
@@ -104,28 +105,24 @@ def test_under_xla_the_modules_run_unrolled_and_a_new_batch_does_not_recompile(d
   assert max(seconds[1:]) < 0.2 * seconds[0], seconds
 
 
+def test_under_xla_the_modules_run_unrolled_and_a_new_batch_does_not_recompile(denseflow):
+  """Shared calls inside a step XLA compiles as a whole made XLA take their inputs (the
+  batch) for compile-time constants: every step compiled again (a tiny DenseFlow:
+  ~7 s per step instead of ~0.02 s). There the modules run unrolled."""
+  model, x = denseflow
+  step = _xla_step(model, whole_step=True)
+  graph = step.get_concrete_function(x, tf.constant([3, 4])).graph
+  assert not [op for op in graph.get_operations()
+              if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+  _assert_compiled_once(step, x)
+
+
 def test_xla_per_module_with_remat_compiles_once(denseflow):
   """Each shared module function XLA compiles, recomputed in the backward pass: a new
   batch runs the compiled programs. (A nested function inside them made XLA take its
   inputs for compile-time constants and compile again at every call.)"""
-  import time
-  from gflow.layers.remat import recompute_scope
   model, x = denseflow
-  variables = list(model.trainable_variables)
-
-  def fn(x, seed):
-    with tf.GradientTape() as tape, shared_trace_scope(jit_compile=True), recompute_scope():
-      loss = tf.reduce_mean(model.bits_per_dim(x, seed=Noise(seed), training=True))
-    return loss, tape.gradient(loss, variables)
-  step = tf.function(fn)
-  seconds = []
-  for i in range(3):  # a new batch and seed each time
-    batch = tf.cast(tf.random.stateless_uniform(x.shape, [i, 7], 0, 256, tf.int32), x.dtype)
-    start = time.perf_counter()
-    loss, _ = step(batch, tf.constant([i, 6]))
-    assert np.isfinite(loss.numpy())
-    seconds.append(time.perf_counter() - start)
-  assert max(seconds[1:]) < 0.2 * seconds[0], seconds
+  _assert_compiled_once(_xla_step(model, whole_step=False), x)
 
 
 def test_xla_per_module_trains_what_the_graph_step_trains(tmp_path):
