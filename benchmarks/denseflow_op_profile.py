@@ -1,12 +1,16 @@
-"""Where DenseFlow's training step spends its time, by TensorFlow operation type.
+"""Where DenseFlow's training step (or its sampler) spends its time, by TensorFlow
+operation type.
 
-Builds the model (XLA off, shared traces on), runs two warm-up steps, records one
-step with the TensorFlow profiler and prints each operation type's self time, its
-share and its count, from the profile's framework op statistics. "IDLE" is time
-the profiler's threads waited (on 2 cores: one core without work).
+Builds the model (XLA off, shared traces on), runs two warm-up calls, records one
+with the TensorFlow profiler and prints each operation type's self time, its share
+and its count, from the profile's framework op statistics. "IDLE" is time the
+profiler's threads waited (on 2 cores: one core without work). `--what=sample`
+profiles drawing `--batch` images at temperature 1 (`model.sample`, as
+`denseflow_step.py --samples` times it) instead of a training step.
 
     python benchmarks/denseflow_op_profile.py --config=45-6 --batch=8
     python benchmarks/denseflow_op_profile.py --config=74-10 --network_dtype=mixed_bfloat16
+    python benchmarks/denseflow_op_profile.py --config=74-10 --what=sample --batch=128
 """
 
 import argparse
@@ -28,6 +32,7 @@ def main():
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--network_dtype", default="", help="e.g. mixed_bfloat16")
   p.add_argument("--top", type=int, default=20)
+  p.add_argument("--what", default="step", choices=("step", "sample"))
   args = p.parse_args()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import numpy as np
@@ -59,12 +64,15 @@ def main():
     opt.apply(tape.gradient(loss, variables), variables)
     return loss
 
+  sample = tf.function(lambda seed: model.sample(args.batch, seed=seed))
+  call = (lambda i: step(x, tf.constant([i, 0]))) if args.what == "step" else (
+      lambda i: sample(tf.constant([i, 0])))
   for i in range(2):
-    step(x, tf.constant([i, 0])).numpy()
+    call(i).numpy()
   with tempfile.TemporaryDirectory() as logdir:
     tf.profiler.experimental.start(logdir)
     t0 = time.perf_counter()
-    step(x, tf.constant([2, 0])).numpy()
+    call(2).numpy()
     seconds = time.perf_counter() - t0
     tf.profiler.experimental.stop()
     path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[-1]
@@ -81,7 +89,7 @@ def main():
     count_by[cells[kind]] += cells[count]
   total = sum(time_by.values())
   print(f"DenseFlow-{args.config}, batch {args.batch}, "
-        f"{args.network_dtype or 'float32'}: one step {seconds:.2f} s wall, "
+        f"{args.network_dtype or 'float32'}: one {args.what} {seconds:.2f} s wall, "
         f"{total / 1e6:.2f} s of profiled thread time")
   print(f"{'operation type':44} {'self ms':>9} {'share':>6} {'count':>6}")
   for name, us in time_by.most_common(args.top):

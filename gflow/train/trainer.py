@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -30,6 +31,7 @@ import tensorflow as tf
 from gflow import data as gdata
 from gflow._console import harmless_lines_hidden
 from gflow import registry
+from gflow.bfloat16_speed import slow_bfloat16_warning
 from gflow.choices import check_choice
 from gflow.eager_variables import fast_variable_creation
 from gflow.flows.parts import on_device
@@ -82,6 +84,16 @@ def build_model(config, event_shape):
   with fast_variable_creation():  # thousands of variables: see gflow.eager_variables
     model = registry.get_model_builder(config.model.name)(config.model, tuple(event_shape))
   return check_model(model, config.model.name)
+
+
+def _compute_devices(strategy):
+  """The names of the devices `strategy` computes on (the default strategy: the first
+  GPU, else the CPU)."""
+  try:
+    return list(strategy.extended.worker_devices)
+  except RuntimeError:  # the default strategy has no worker devices
+    gpus = tf.config.list_logical_devices("GPU")
+    return [gpus[0].name if gpus else "/device:CPU:0"]
 
 
 def trainable_keyed(model):
@@ -160,6 +172,10 @@ class Trainer:
     if c.optimizer not in OPTIMIZERS:
       check_choice(c.optimizer, sorted(OPTIMIZERS), "optimizer (train.optimizer)")
     keras.utils.set_random_seed(self.config.seed)  # weight initialisers
+    slow = slow_bfloat16_warning(self.config.model.get("network_dtype", ""),
+                                 _compute_devices(self.strategy))
+    if slow and self.verbose:
+      print(slow, file=sys.stderr, flush=True)
     with self.strategy.scope(), fast_variable_creation():
       self.devices = self._part_devices()
       if self.devices:
