@@ -33,17 +33,13 @@ def cpu_has_bfloat16(cpuinfo="/proc/cpuinfo"):
 
 def _gpu_capabilities(devices):
   """Compute capabilities (major, minor) of the GPUs among `devices` (device names);
-  (0, 0) for one TensorFlow gives no details of."""
+  None for a GPU TensorFlow gives no capability of."""
   import tensorflow as tf
   gpus = [d for d in devices if "GPU" in d.upper().rsplit("DEVICE:", 1)[-1]]
-  if not gpus:
-    return []
-  physical = tf.config.list_physical_devices("GPU")
-  capabilities = []
-  for device in physical[:len(gpus)]:
-    details = tf.config.experimental.get_device_details(device)
-    capabilities.append(tuple(details.get("compute_capability", (0, 0))))
-  return capabilities or [(0, 0)] * len(gpus)
+  physical = tf.config.list_physical_devices("GPU") if gpus else []
+  capabilities = [tf.config.experimental.get_device_details(device).get("compute_capability")
+                  for device in physical[:len(gpus)]]
+  return [tuple(c) if c else None for c in capabilities] or [None] * len(gpus)
 
 
 def slow_bfloat16_warning(policy, devices, cpuinfo="/proc/cpuinfo"):
@@ -56,8 +52,8 @@ def slow_bfloat16_warning(policy, devices, cpuinfo="/proc/cpuinfo"):
   if any("TPU" in d.upper() for d in names):
     return None
   capabilities = _gpu_capabilities(names)
-  if capabilities:
-    slow = [c for c in capabilities if c < (8, 0)]
+  if capabilities:  # the run computes on GPUs: their capabilities, the CPU's flags aside
+    slow = [c for c in capabilities if c is not None and c < (8, 0)]
     if not slow:
       return None
     where = (f"GPUs of compute capability {'.'.join(map(str, slow[0]))} (bfloat16 "

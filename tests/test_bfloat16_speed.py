@@ -47,3 +47,15 @@ def test_the_trainer_warns_as_it_builds_the_model(tmp_path, tiny_config, capsys,
   tiny_config.model.network_dtype = "float32"
   Trainer(tiny_config, str(tmp_path / "f32"), verbose=True)
   assert "mixed_bfloat16" not in capsys.readouterr().err
+
+
+def test_on_gpus_their_compute_capability_decides(tmp_path, monkeypatch):
+  slow_cpu = _cpuinfo(tmp_path, _X86.format(""))
+  gpu = ["/job:localhost/replica:0/task:0/device:GPU:0"]
+  for capabilities, warns in (([(7, 0)], True), ([(8, 0)], False), ([(9, 0), (7, 5)], True),
+                              ([None], False)):
+    monkeypatch.setattr(bfloat16_speed, "_gpu_capabilities", lambda devices, c=capabilities: c)
+    message = slow_bfloat16_warning("mixed_bfloat16", gpu, cpuinfo=slow_cpu)
+    assert (message is not None) == warns, capabilities
+    if warns:
+      assert "compute capability 7." in message
