@@ -2,6 +2,8 @@
 
 import keras
 
+from gflow.nets.conv2d import Conv2D
+
 __all__ = ["CrossUnitNet"]
 
 
@@ -20,16 +22,14 @@ class CrossUnitNet(keras.layers.Layer):
     if not isinstance(growth, int) or growth < 1:
       raise ValueError(f"CrossUnitNet needs a positive int growth; got {growth!r}.")
     self.growth = growth
-    self.out = keras.layers.Conv2D(2 * growth, 1, kernel_initializer="zeros",
-                                   dtype=self.dtype_policy)
+    self.out = Conv2D(2 * growth, 1, kernel_initializer="zeros", dtype=self.dtype_policy)
     self.hidden = None
 
   def build(self, input_shape):
     c = input_shape[-1]
     if c is None:
       raise ValueError(f"CrossUnitNet needs a known channel count; got {input_shape}.")
-    self.hidden = keras.layers.Conv2D(4 * c, 3, padding="same", activation="relu",
-                                      dtype=self.dtype_policy)
+    self.hidden = Conv2D(4 * c, 3, padding="same", activation="relu", dtype=self.dtype_policy)
     self.hidden.build(input_shape)
     self.out.build(tuple(input_shape[:-1]) + (4 * c,))
 

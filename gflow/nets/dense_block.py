@@ -2,6 +2,8 @@
 
 import keras
 
+from gflow.nets.conv2d import Conv2D
+
 __all__ = ["DenseBlock"]
 
 
@@ -21,10 +23,9 @@ class DenseBlock(keras.layers.Layer):
     policy = self.dtype_policy
     self.squeeze_convs, self.grow_convs = [], []
     for i in range(depth):
-      self.grow_convs.append(keras.layers.Conv2D(growth, 3, padding="same", activation="relu",
-                                                 dtype=policy, name=f"grow_{i}"))
-    self.out = keras.layers.Conv2D((3 if gated else 1) * out_channels, 1, dtype=policy,
-                                   name="out")
+      self.grow_convs.append(Conv2D(growth, 3, padding="same", activation="relu",
+                                    dtype=policy, name=f"grow_{i}"))
+    self.out = Conv2D((3 if gated else 1) * out_channels, 1, dtype=policy, name="out")
 
   def build(self, input_shape):
     c = input_shape[-1]
@@ -34,8 +35,7 @@ class DenseBlock(keras.layers.Layer):
     self.squeeze_convs = []
     for i, grow in enumerate(self.grow_convs):
       width = c + i * self.growth
-      conv = keras.layers.Conv2D(width, 1, activation="relu", dtype=self.dtype_policy,
-                                 name=f"mix_{i}")
+      conv = Conv2D(width, 1, activation="relu", dtype=self.dtype_policy, name=f"mix_{i}")
       conv.build(rest + (width,))
       grow.build(rest + (width,))
       self.squeeze_convs.append(conv)

@@ -3,6 +3,7 @@
 import keras
 
 from gflow.nets.batch_norm import BatchNormalization
+from gflow.nets.conv2d import Conv2D
 from gflow.nets.dense_block import DenseBlock
 from gflow.nets.modulation import NO_MODULATION
 from gflow.nets.nystrom_attention import NystromAttention
@@ -47,17 +48,17 @@ class DenseFlowCouplingNet(keras.layers.Layer):
     self.pinv_iterations, self.attention = pinv_iterations, attention
     self.virtual_batch_size = virtual_batch_size or None
     policy = self.dtype_policy
-    self.project = keras.layers.Conv2D(width, 1, dtype=policy, name="project")
+    self.project = Conv2D(width, 1, dtype=policy, name="project")
     self.dense = DenseBlock(width, depth, growth, gated=True, dtype=policy, name="dense")
     self.attend = (NystromAttention(width, embed_dim, num_landmarks, pinv_iterations,
                                     dtype=policy, name="attention") if attention else None)
     self.norm = BatchNormalization(synchronized=not self.virtual_batch_size,
                                    virtual_batch_size=self.virtual_batch_size,
                                    dtype=policy, name="norm")
-    self.blend = keras.layers.Conv2D(width, 1, use_bias=False, dtype=policy, name="blend")
+    self.blend = Conv2D(width, 1, use_bias=False, dtype=policy, name="blend")
     self.head = head
-    self.out = (keras.layers.Conv2D(out_channels, 1, kernel_initializer="zeros",
-                                    dtype=policy, name="out") if head else None)
+    self.out = (Conv2D(out_channels, 1, kernel_initializer="zeros", dtype=policy, name="out")
+                if head else None)
 
   @property
   def fused_channels(self):

@@ -8,6 +8,7 @@ coupling, reading one half of the squeezed noise together with that summary
 
 import keras
 
+from gflow.nets.conv2d import Conv2D
 from gflow.nets.dense_block import DenseBlock
 
 __all__ = ["DequantizationContextNet", "DequantizationCouplingNet"]
@@ -42,7 +43,7 @@ class DequantizationContextNet(keras.layers.Layer):
     self.growth = growth
     policy = self.dtype_policy
     self.full = DenseBlock(out_channels, depth=depth, growth=growth, gated=True, dtype=policy)
-    self.down = keras.layers.Conv2D(out_channels, 2, strides=2, dtype=policy)
+    self.down = Conv2D(out_channels, 2, strides=2, dtype=policy)
     self.half = DenseBlock(out_channels, depth=depth, growth=growth, gated=True, dtype=policy)
 
   def build(self, input_shape):
@@ -92,10 +93,10 @@ class DequantizationCouplingNet(keras.layers.Layer):
     self.depth = depth
     self.growth = growth
     policy = self.dtype_policy
-    self.project = keras.layers.Conv2D(width, 1, dtype=policy)
+    self.project = Conv2D(width, 1, dtype=policy)
     self.dense = DenseBlock(width, depth=depth, growth=growth, gated=True, dtype=policy)
-    self.out = keras.layers.Conv2D(out_channels, 1, kernel_initializer="zeros",
-                                   bias_initializer="zeros", dtype=policy)
+    self.out = Conv2D(out_channels, 1, kernel_initializer="zeros", bias_initializer="zeros",
+                      dtype=policy)
 
   def build(self, x_shape, conditioning_shape):
     if x_shape[-1] is None or conditioning_shape[-1] is None:

@@ -3,6 +3,7 @@
 import keras
 
 from gflow.nets.conditioning import concat_conditioning
+from gflow.nets.conv2d import Conv2D
 from gflow.nets.modulation import NO_MODULATION
 from gflow.nets.zero_conv import ZeroConv2D
 
@@ -38,8 +39,8 @@ class GlowCNN(keras.layers.Layer):
     self.conditioning_channels = conditioning_channels
     self.head = head
     policy = self.dtype_policy
-    self.conv1 = keras.layers.Conv2D(width, 3, padding="same", dtype=policy)
-    self.conv2 = keras.layers.Conv2D(width, 1, dtype=policy)
+    self.conv1 = Conv2D(width, 3, padding="same", dtype=policy)
+    self.conv2 = Conv2D(width, 1, dtype=policy)
     self.out = ZeroConv2D(out_channels, 3, dtype=policy) if head else None
 
   @property

@@ -4,13 +4,15 @@ import math
 
 import keras
 
+from gflow.nets.conv2d import Conv2D
+
 __all__ = ["TorchConv2D"]
 
 
 @keras.saving.register_keras_serializable(package="gflow")
-class TorchConv2D(keras.layers.Conv2D):
-  """`keras.layers.Conv2D` with PyTorch's default initialisation: kernel and bias
-  uniform in ±1/√fan_in (kaiming_uniform with a = √5), fan_in = in_channels·k_h·k_w.
+class TorchConv2D(Conv2D):
+  """`gflow.nets.Conv2D` (a `keras.layers.Conv2D`) with PyTorch's default initialisation:
+  kernel and bias uniform in ±1/√fan_in (kaiming_uniform with a = √5), fan_in = in_channels·k_h·k_w.
 
   Reference implementations (NCSNv2, …) train from this initialisation; Keras'
   Glorot kernel and zero bias start a deep score network elsewhere.

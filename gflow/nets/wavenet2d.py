@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from gflow.nets.conv2d import Conv2D
 from gflow.nets.modulation import NO_MODULATION
 from gflow.nets.weight_norm import WeightNormConv2D
 
@@ -60,8 +61,7 @@ class WaveNet2D(keras.layers.Layer):
     self.mel_proj = [conv(2 * channels) for _ in range(layers)]
     self.out_proj = [conv(2 * channels) for _ in range(layers)]
     self.with_head = head
-    self.head = (keras.layers.Conv2D(2, 1, kernel_initializer="zeros", dtype=policy)
-                 if head else None)
+    self.head = Conv2D(2, 1, kernel_initializer="zeros", dtype=policy) if head else None
 
   @property
   def feature_channels(self):

@@ -2,6 +2,8 @@
 
 import keras
 
+from gflow.nets.conv2d import Conv2D
+
 __all__ = ["ZeroConv2D"]
 
 
@@ -19,8 +21,8 @@ class ZeroConv2D(keras.layers.Layer):
     self.filters = filters
     self.kernel_size = kernel_size
     self.logscale_factor = logscale_factor
-    self.conv = keras.layers.Conv2D(filters, kernel_size, padding="same",
-                                    kernel_initializer="zeros", dtype=self.dtype_policy)
+    self.conv = Conv2D(filters, kernel_size, padding="same", kernel_initializer="zeros",
+                       dtype=self.dtype_policy)
 
   def build(self, input_shape):
     self.conv.build(input_shape)
