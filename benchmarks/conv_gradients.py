@@ -7,16 +7,17 @@ convolutions ("forward"), the two called alternately `--repeats` times; the best
 of each and their ratio.
 
 A training step (`--what=denseflow-74-10`, `denseflow-45-6` or `glow`): one model, one
-batch of random images, two training steps traced (`gflow.nets.conv_gradients`
-"native" and "forward"; gradients and an Adamax update), each called once on the same
-weights to compare loss and gradient norm, then alternately `--pairs` times; each
-call's seconds, the medians, and the paired ratio native/forward (> 1: forward faster).
-`--xla=modules`: XLA compiles each of DenseFlow's shared modules (its configs' default).
-On a noisy machine only the paired ratio means much.
+batch of random images, a training step (gradients and an Adamax update) traced once
+per mode of `--modes` (`gflow.nets.conv_gradients`; default "native" and "auto",
+gflow's default), each called once on the same weights to compare loss and gradient
+norm, then in turn for `--rounds` rounds (the order reversed every other round); each
+call's seconds, the medians, and the ratio first/last mode paired by round (> 1: the
+last faster). `--xla=modules`: XLA compiles each of DenseFlow's shared modules (its
+configs' default). On a noisy machine only the paired ratio means much.
 
     python benchmarks/conv_gradients.py --what=shapes
-    python benchmarks/conv_gradients.py --what=denseflow-74-10 --batch=8 --pairs=6
-    python benchmarks/conv_gradients.py --what=glow --batch=16 --pairs=10
+    python benchmarks/conv_gradients.py --what=denseflow-74-10 --batch=8 --rounds=6
+    python benchmarks/conv_gradients.py --what=glow --batch=16 --rounds=10
 """
 
 import argparse
@@ -25,7 +26,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODES = ("native", "forward")
+MODES = ("native", "forward")  # the shapes' columns
 # (height = width, input channels, output channels, kernel size, activation): DenseFlow's
 # dense blocks (growth 64 onto width 48; 1x1 mixes and 3x3 grows), its cross-unit 3x3,
 # Glow's 3x3 and 1x1 at width 128 and 512.
@@ -41,7 +42,10 @@ def main():
                  choices=("shapes", "denseflow-74-10", "denseflow-45-6", "glow"))
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--repeats", type=int, default=20, help="shapes: timed calls per mode")
-  p.add_argument("--pairs", type=int, default=6, help="a step: timed calls per mode")
+  p.add_argument("--rounds", type=int, default=6, help="a step: timed calls per mode")
+  p.add_argument("--modes", default="native,auto",
+                 help="a step: the modes compared (the ratio: first/last), any of "
+                      "native, auto, forward")
   p.add_argument("--xla", default="off", choices=("off", "modules"),
                  help="DenseFlow: XLA compiles each shared module (train.jit_scope=modules)")
   args = p.parse_args()
@@ -131,6 +135,9 @@ def _model(args):
 
 
 def training_step(args):
+  modes = tuple(args.modes.split(","))
+  if len(modes) < 2 or not set(modes) <= {"native", "auto", "forward"}:
+    raise SystemExit(f"--modes needs two or more of native, auto, forward; got {args.modes!r}")
   import numpy as np
   import tensorflow as tf
 
@@ -152,7 +159,7 @@ def training_step(args):
   state = variables + list(optimizer.variables)
   saved = [v.numpy() for v in state]
   steps, first = {}, {}
-  for mode in MODES:
+  for mode in modes:
     steps[mode] = tf.function(step)
     start = time.perf_counter()
     with conv_gradients(mode):
@@ -162,16 +169,17 @@ def training_step(args):
           f"{first[mode][0]:.6f}, gradient norm {first[mode][1]:.6f}", flush=True)
     for v, value in zip(state, saved):
       v.assign(value)
-  times = {mode: [] for mode in MODES}
-  for i in range(args.pairs):
-    for mode in (MODES if i % 2 == 0 else MODES[::-1]):
+  times = {mode: [] for mode in modes}
+  for i in range(args.rounds):
+    for mode in (modes if i % 2 == 0 else modes[::-1]):
       start = time.perf_counter()
       steps[mode](x, tf.constant([i + 1, 0]))[0].numpy()
       times[mode].append(time.perf_counter() - start)
-    print(f"pair {i}: " + ", ".join(f"{m} {times[m][-1]:.3f} s" for m in MODES), flush=True)
-  ratios = np.array(times["native"]) / np.array(times["forward"])
-  print(", ".join(f"{m} median {np.median(times[m]):.3f} s" for m in MODES) +
-        f"; native/forward per pair: median {np.median(ratios):.3f}, range "
+    print(f"round {i}: " + ", ".join(f"{m} {times[m][-1]:.3f} s" for m in modes), flush=True)
+  first_mode, last_mode = modes[0], modes[-1]
+  ratios = np.array(times[first_mode]) / np.array(times[last_mode])  # paired by round
+  print(", ".join(f"{m} median {np.median(times[m]):.3f} s" for m in modes) +
+        f"; {first_mode}/{last_mode} per round: median {np.median(ratios):.3f}, range "
         f"{ratios.min():.3f}-{ratios.max():.3f}", flush=True)
 
 

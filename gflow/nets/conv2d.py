@@ -98,7 +98,10 @@ class Conv2D(keras.layers.Conv2D):
   output gradient (1x1: matmuls), for stride 1, no dilation, channels last, one group,
   "same" padding and odd kernel sizes (or 1x1), and no activation or ReLU (fused in);
   other layers use TensorFlow's gradients. `"auto"` (the default) is "forward" when
-  TensorFlow sees no GPU (cuDNN's gradient kernels are fast), `"native"` never.
+  TensorFlow sees no GPU (cuDNN's gradient kernels are fast), `"native"` never. (A
+  small convolution, e.g. 3x3 from 6 to 128 channels, can be slower by forward
+  convolutions; a whole training step was not: DenseFlow-74-10's was faster with them
+  everywhere than with them only from 32 input channels up.)
   `conv_gradients(mode)` overrides every layer's setting while tracing.
   """
 
