@@ -29,9 +29,9 @@ def _outputs_and_gradients(layer, x, dy):
   return [y] + tape.gradient(loss, [x] + layer.trainable_variables)
 
 
-def _gradient_ops(layer, x):
+def _gradient_ops(layer, x, jit_compile=False):
   """The operation types of the traced gradient of Σ layer(x)."""
-  @tf.function
+  @tf.function(jit_compile=jit_compile)
   def grads(x):
     with tf.GradientTape() as tape:
       tape.watch(x)
@@ -102,12 +102,16 @@ def test_other_convolutions_use_tensorflows_gradients(kwargs):
 
 def test_valid_1x1_and_modes():
   """A 1x1 "valid" convolution is a "same" one; "native" and the override select
-  TensorFlow's kernels; "auto" is "forward" without a GPU; a bad mode is refused."""
+  TensorFlow's kernels; "auto" is "forward" without a GPU, outside XLA; a bad mode is
+  refused."""
   x = tf.zeros((1, 4, 4, 3))
   layer = Conv2D(2, 1, padding="valid")
   layer.build(x.shape)
   assert layer.gradients == "auto" and layer.uses_forward_gradients()
   assert not _gradient_ops(layer, x) & BACKPROP_OPS
+  assert _gradient_ops(layer, x, jit_compile=True) & BACKPROP_OPS  # XLA: TensorFlow's
+  with conv_gradients("forward"):
+    assert not _gradient_ops(layer, x, jit_compile=True) & BACKPROP_OPS
   with conv_gradients("native"):
     assert not layer.uses_forward_gradients()
     assert _gradient_ops(layer, x) & BACKPROP_OPS

@@ -6,6 +6,7 @@ import threading
 
 import keras
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 __all__ = ["Conv2D", "conv2d_with_forward_gradients", "conv_gradients"]
 
@@ -30,6 +31,11 @@ def conv_gradients(mode):
 @functools.cache
 def _has_gpu():
   return bool(tf.config.list_logical_devices("GPU"))
+
+
+def _tracing_for_xla():
+  """True while tracing inside a function that XLA compiles."""
+  return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _input_gradient(dy, kernel, input_shape):
@@ -98,10 +104,11 @@ class Conv2D(keras.layers.Conv2D):
   output gradient (1x1: matmuls), for stride 1, no dilation, channels last, one group,
   "same" padding and odd kernel sizes (or 1x1), and no activation or ReLU (fused in);
   other layers use TensorFlow's gradients. `"auto"` (the default) is "forward" when
-  TensorFlow sees no GPU (cuDNN's gradient kernels are fast), `"native"` never. (A
-  small convolution, e.g. 3x3 from 6 to 128 channels, can be slower by forward
-  convolutions; a whole training step was not: DenseFlow-74-10's was faster with them
-  everywhere than with them only from 32 input channels up.)
+  TensorFlow sees no GPU (cuDNN's gradient kernels are fast) and XLA does not compile
+  the call (XLA's compiled step was slower with them), `"native"` never. (A small
+  convolution, e.g. 3x3 from 6 to 128 channels, can be slower by forward convolutions;
+  a whole training step was not: DenseFlow-74-10's was faster with them everywhere
+  than with them only from 32 input channels up.)
   `conv_gradients(mode)` overrides every layer's setting while tracing.
   """
 
@@ -114,7 +121,7 @@ class Conv2D(keras.layers.Conv2D):
   def uses_forward_gradients(self):
     """Whether a call traced now differentiates by forward convolutions."""
     mode = getattr(_OVERRIDE, "mode", None) or self.gradients
-    if mode == "native" or (mode == "auto" and _has_gpu()):
+    if mode == "native" or (mode == "auto" and (_has_gpu() or _tracing_for_xla())):
       return False
     return (tuple(self.strides) == (1, 1) and tuple(self.dilation_rate) == (1, 1)
             and self.data_format == "channels_last" and self.groups == 1
