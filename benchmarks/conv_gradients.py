@@ -13,7 +13,8 @@ gflow's default), each called once on the same weights to compare loss and gradi
 norm, then in turn for `--rounds` rounds (the order reversed every other round); each
 call's seconds, the medians, and the ratio first/last mode paired by round (> 1: the
 last faster). `--xla=modules`: XLA compiles each of DenseFlow's shared modules (its
-configs' default). On a noisy machine only the paired ratio means much.
+configs' default); `--xla=step`: the whole step (with "auto", TensorFlow's gradients
+inside XLA). On a noisy machine only the paired ratio means much.
 
     python benchmarks/conv_gradients.py --what=shapes
     python benchmarks/conv_gradients.py --what=denseflow-74-10 --batch=8 --rounds=6
@@ -46,8 +47,9 @@ def main():
   p.add_argument("--modes", default="native,auto",
                  help="a step: the modes compared (the ratio: first/last), any of "
                       "native, auto, forward")
-  p.add_argument("--xla", default="off", choices=("off", "modules"),
-                 help="DenseFlow: XLA compiles each shared module (train.jit_scope=modules)")
+  p.add_argument("--xla", default="off", choices=("off", "modules", "step"),
+                 help="modules: XLA compiles each of DenseFlow's shared modules "
+                      "(train.jit_scope=modules); step: the whole step")
   args = p.parse_args()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   sys.path.insert(0, REPO)
@@ -160,7 +162,7 @@ def training_step(args):
   saved = [v.numpy() for v in state]
   steps, first = {}, {}
   for mode in modes:
-    steps[mode] = tf.function(step)
+    steps[mode] = tf.function(step, jit_compile=args.xla == "step")
     start = time.perf_counter()
     with conv_gradients(mode):
       loss, norm = steps[mode](x, tf.constant([0, 0]))
