@@ -59,7 +59,7 @@ def main(argv):
   step = trainer._make_train_step()
   iterator = iter(trainer._dataset(trainer.global_batch, 0))
   losses = [float(step(iterator)[0])]
-  _mark(f"first step (tracing{', XLA compiling' if config.train.jit_compile else ''})")
+  _mark(f"first step (tracing{', XLA compiling' if trainer.jit_compile else ''})")
   times = []
   for _ in range(_STEPS.value):
     t0 = time.perf_counter()

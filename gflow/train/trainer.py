@@ -40,6 +40,7 @@ from gflow.model import check_model
 from gflow.noise import Noise
 from gflow.train import evaluation
 from gflow.train import resume_config
+from gflow.train import xla_choice
 from gflow.train.checkpoint import check_model_entries, model_variables, trackable
 from gflow.train.best import BestCheckpoint
 from gflow.train.checkpoint_files import intact_latest
@@ -133,6 +134,9 @@ class Trainer:
     self.chief = self.strategy.extended.should_checkpoint
     self.verbose = verbose and self.chief
     self.global_batch = config.train.batch_size
+    devices = _compute_devices(self.strategy)
+    self.jit_compile = xla_choice.jit_compile_for(config.train.jit_compile, devices)
+    self._log(xla_choice.describe(config.train.jit_compile, devices))
     if self.chief:
       _check_writable(workdir)
     self._setup_data()
@@ -574,7 +578,7 @@ class Trainer:
     it compiled. With `train.jit_scope="modules"` XLA compiles each shared module
     trace instead, and the step around them runs as a graph."""
     replica_step = self._replica_step
-    jit = self.config.train.jit_compile
+    jit = self.jit_compile
     if jit and self._replicas_sync_in_forward():
       self._log("XLA is off for this multi-replica run: the model's synchronized "
                 "BatchNorm reduces over replicas inside the forward pass (BatchNorm over "
@@ -646,7 +650,7 @@ class Trainer:
     """The distributed step of one phase: (per-part losses, applied?)."""
     groups = [self.groups[k] for k in phase.active]
     modules = self.config.train.get("jit_scope", "step") == "modules"
-    jit = (self.config.train.jit_compile and self.strategy.num_replicas_in_sync == 1
+    jit = (self.jit_compile and self.strategy.num_replicas_in_sync == 1
            and (modules or not self.devices))  # XLA would compile every part onto one device
     self._plan_xla(jit)
     jit = self._xla
@@ -749,7 +753,7 @@ class Trainer:
           loss, applied, logged = self._parts_step(step, iterator)
       if step == start + 1:  # tracing and compiling: not part of steps/s and the ETA
         what = ("data-dependent init, " if initialized_here else "") + "tracing" + (
-            " and XLA compiling" if c.jit_compile else "")
+            " and XLA compiling" if self.jit_compile else "")
         self._log(f"First step ({what}) took {progress.restart(step):.1f} s.")
       if not applied or not math.isfinite(loss):
         last = self.manager.latest_checkpoint
@@ -918,7 +922,7 @@ class Trainer:
         tf.summary.scalar(k, v)
 
   def _log(self, message):
-    if self.verbose:
+    if self.verbose and message:
       print(message, flush=True)
 
 

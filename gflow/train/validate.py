@@ -77,13 +77,17 @@ def validate(config, optimizers=(), policies=()):
                              or size < 1):
       problems.append(f"config.model.flow_embedding_size must be a whole number >= 1; "
                       f"got {size!r}")
+  jit = _get(config, "train.jit_compile")
+  if jit is not None and not isinstance(jit, bool):
+    problems.append(f"config.train.jit_compile must be true, false or unset (XLA on GPUs "
+                    f"only); got {jit!r}")
   scope = _get(config, "train.jit_scope")
   if scope is not None:
     try:
       check_choice(scope, JIT_SCOPES, "XLA's scope (config.train.jit_scope)")
     except ValueError as e:
       problems.append(str(e).rstrip("."))
-    if scope == "modules" and _get(config, "train.jit_compile") and not _get(
+    if scope == "modules" and jit is not False and not _get(
         config, "train.shared_traces"):
       problems.append("config.train.jit_scope='modules' compiles each shared module trace: "
                       "it needs config.train.shared_traces=True")
