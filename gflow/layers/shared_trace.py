@@ -48,9 +48,9 @@ import threading
 
 import keras
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
 
 from gflow.nets.batch_norm import statistics_held
+from gflow.xla_context import in_xla_cluster
 
 __all__ = ["shared_trace_scope", "current_scope", "traced_forward", "traced_inverse", "shares",
            "signature", "in_xla_cluster", "forward_with_values", "inverse_with_values"]
@@ -324,11 +324,6 @@ def _with_gradient(forward, backward, x, values, conditioning):
     return (y, log_det, *news), grad
   y, log_det, *news = run(*inputs)
   return y, log_det, news
-
-
-def in_xla_cluster():
-  """True while tracing inside a function that XLA compiles as a whole."""
-  return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _as_bits(value):

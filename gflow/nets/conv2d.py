@@ -6,7 +6,8 @@ import threading
 
 import keras
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
+
+from gflow.xla_context import in_xla_cluster
 
 __all__ = ["Conv2D", "conv2d_with_forward_gradients", "conv_gradients"]
 
@@ -31,11 +32,6 @@ def conv_gradients(mode):
 @functools.cache
 def _has_gpu():
   return bool(tf.config.list_logical_devices("GPU"))
-
-
-def _tracing_for_xla():
-  """True while tracing inside a function that XLA compiles."""
-  return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _input_gradient(dy, kernel, input_shape):
@@ -121,7 +117,7 @@ class Conv2D(keras.layers.Conv2D):
   def uses_forward_gradients(self):
     """Whether a call traced now differentiates by forward convolutions."""
     mode = getattr(_OVERRIDE, "mode", None) or self.gradients
-    if mode == "native" or (mode == "auto" and (_has_gpu() or _tracing_for_xla())):
+    if mode == "native" or (mode == "auto" and (_has_gpu() or in_xla_cluster())):
       return False
     return (tuple(self.strides) == (1, 1) and tuple(self.dilation_rate) == (1, 1)
             and self.data_format == "channels_last" and self.groups == 1

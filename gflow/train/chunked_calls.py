@@ -15,7 +15,7 @@ directly (XLA sees every shape and compiles the operations anyway).
 
 import tensorflow as tf
 
-from gflow.layers.shared_trace import in_xla_cluster
+from gflow.xla_context import in_xla_cluster
 
 __all__ = ["CHUNK", "chunk_sizes", "call_in_chunks"]
 

@@ -16,7 +16,7 @@ the sums computed once (`total`): 106,244 lines, 44 s (`benchmarks/README.md`).
 
 import tensorflow as tf
 
-from gflow.layers.shared_trace import in_xla_cluster
+from gflow.xla_context import in_xla_cluster
 from gflow.train.chunked_calls import call_in_chunks
 
 __all__ = ["clip_by_global_norm", "global_norm", "total"]
