@@ -753,7 +753,8 @@ class Trainer:
           loss, applied, logged = self._parts_step(step, iterator)
       if step == start + 1:  # tracing and compiling: not part of steps/s and the ETA
         what = ("data-dependent init, " if initialized_here else "") + "tracing" + (
-            " and XLA compiling" if self.jit_compile else "")
+            " and XLA compiling" if getattr(self, "_xla", False)
+                                    or getattr(self, "_xla_modules", False) else "")
         self._log(f"First step ({what}) took {progress.restart(step):.1f} s.")
       if not applied or not math.isfinite(loss):
         last = self.manager.latest_checkpoint
