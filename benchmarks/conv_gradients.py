@@ -107,27 +107,19 @@ def shapes(args):
 
 def _model(args):
   """(variables, a loss function of a batch and a seed, the batch)."""
-  import numpy as np
   import tensorflow as tf
-  rng = np.random.default_rng(0)
+  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
   if args.what == "glow":
-    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
     import glow_step
     gargs = glow_step.parse_args(["--steps=8", "--width=128", f"--batches={args.batch}"])
     x = glow_step.random_images(args.batch, gargs.image, 1)
     model = glow_step.GflowModel(gargs, x)
     return model.variables, lambda x, seed: model.loss(x), x
-  sys.path.insert(0, os.path.join(REPO, "configs"))
-  import denseflow
+  import random_denseflow
 
   from gflow.layers.shared_trace import shared_trace_scope
   from gflow.noise import Noise
-  from gflow.train.trainer import build_model
-  config = denseflow.get_config("cifar10" if args.what.endswith("74-10") else "cifar10_45_6")
-  model = build_model(config, (32, 32, 3))
-  shape = (args.batch, 32, 32, 3)
-  x = tf.constant(rng.integers(0, 256, shape) + rng.random(shape), tf.float32)
-  model.initialize(x)
+  model, x = random_denseflow.build(args.what.split("-", 1)[1], args.batch)
 
   def loss(x, seed):
     with shared_trace_scope(True, jit_compile=args.xla == "modules"):

@@ -40,21 +40,16 @@ def main():
   if not set(variants) <= set(VARIANTS):
     raise SystemExit(f"--variants: any of {', '.join(VARIANTS)}; got {args.variants!r}")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.path[:0] = [REPO, os.path.join(REPO, "configs")]
+  sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks")]
   import numpy as np
   import tensorflow as tf
 
-  import denseflow
+  import random_denseflow
   from gflow.layers.shared_trace import shared_trace_scope
   from gflow.noise import Noise
-  from gflow.train.trainer import OPTIMIZERS, build_model
+  from gflow.train.trainer import OPTIMIZERS
   current = _patch_gflow()
-  config = denseflow.get_config("cifar10" if args.config == "74-10" else "cifar10_45_6")
-  model = build_model(config, (32, 32, 3))
-  rng = np.random.default_rng(0)
-  shape = (args.batch, 32, 32, 3)
-  x = tf.constant(rng.integers(0, 256, shape) + rng.random(shape), tf.float32)
-  model.initialize(x)
+  model, x = random_denseflow.build(args.config, args.batch)
   variables = list(model.trainable_variables)
   optimizer = OPTIMIZERS["adamax"](1e-3)
   optimizer.build(variables)

@@ -23,36 +23,27 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {"74-10": "cifar10", "45-6": "cifar10_45_6"}
 
 
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  p.add_argument("--config", default="45-6", choices=sorted(CONFIGS))
+  p.add_argument("--config", default="45-6", choices=("45-6", "74-10"))
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--network_dtype", default="", help="e.g. mixed_bfloat16")
   p.add_argument("--top", type=int, default=20)
   p.add_argument("--what", default="step", choices=("step", "sample"))
   args = p.parse_args()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  import numpy as np
   import tensorflow as tf
   from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
 
-  sys.path.insert(0, os.path.join(REPO, "configs"))
-  import denseflow
+  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+  import random_denseflow
 
   from gflow.layers.shared_trace import shared_trace_scope
   from gflow.noise import Noise
-  from gflow.train.trainer import OPTIMIZERS, build_model
-
-  config = denseflow.get_config(CONFIGS[args.config])
-  config.model.network_dtype = args.network_dtype
-  model = build_model(config, (32, 32, 3))
-  rng = np.random.default_rng(0)
-  shape = (args.batch, 32, 32, 3)
-  x = tf.constant(rng.integers(0, 256, shape) + rng.random(shape), tf.float32)
-  model.initialize(x)
+  from gflow.train.trainer import OPTIMIZERS
+  model, x = random_denseflow.build(args.config, args.batch, args.network_dtype)
   variables = list(model.trainable_variables)
   opt = OPTIMIZERS["adamax"](1e-3)
   opt.build(variables)

@@ -41,7 +41,7 @@ def main():
   p.add_argument("--speedup", type=float, default=1.5)
   args = p.parse_args()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.path.insert(0, REPO)
+  sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks")]
   import tensorflow as tf
 
   from gflow.train.trainer import OPTIMIZERS
@@ -84,27 +84,18 @@ def main():
 
 def _model(args):
   """(trainable variables, loss of a batch, a batch of dequantized random images)."""
-  import numpy as np
   import tensorflow as tf
-  rng = np.random.default_rng(0)
   if args.model.endswith("glow"):
-    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
     import glow_step
     gargs = glow_step.parse_args(["--steps=8", "--width=128", f"--batches={args.batch}"])
     x = glow_step.random_images(args.batch, gargs.image, 1)
     model = (glow_step.TfpModel if args.model == "tfb-glow" else glow_step.GflowModel)(gargs, x)
     return model.variables, model.loss, x
-  sys.path.insert(0, os.path.join(REPO, "configs"))
-  import denseflow
+  import random_denseflow
 
   from gflow.layers.shared_trace import shared_trace_scope
   from gflow.noise import Noise
-  from gflow.train.trainer import build_model
-  config = denseflow.get_config("cifar10" if args.model.endswith("74-10") else "cifar10_45_6")
-  model = build_model(config, (32, 32, 3))
-  shape = (args.batch, 32, 32, 3)
-  x = tf.constant(rng.integers(0, 256, shape) + rng.random(shape), tf.float32)
-  model.initialize(x)
+  model, x = random_denseflow.build(args.model.split("-", 1)[1], args.batch)
 
   def loss(x):
     with shared_trace_scope(True):

@@ -9,7 +9,7 @@ gflow's graph step, whose convolutions are differentiated by forward convolution
 about as fast on a 2-core AVX2 CPU (benchmarks/README.md, session 20): Glow on the
 digits at 31 steps/s against 33 compiled, its first step after 6.6 s against 77 s (a
 3000-step run ends a minute sooner); DenseFlow-74-10 at batch 8 at 6.8–7.7 s/step
-against ~10 s with XLA per module, its first step after ~60 s against 115–131 s.
+against 8.3–10.3 s with XLA per module, its first step after ~60 s against 115–131 s.
 """
 
 import tensorflow as tf
