@@ -53,8 +53,9 @@ def tiny_config():
     node = c
     for p in path:
       node = node[p]
-    node[leaf] = type(node[leaf])(eval(value)) if isinstance(node[leaf], tuple) else \
-        type(node[leaf])(value == "True" if isinstance(node[leaf], bool) else value)
+    kind = node.get_type(leaf)  # a placeholder's (e.g. train.jit_compile: bool) when unset
+    node[leaf] = kind(eval(value)) if kind is tuple else kind(
+        value == "True" if kind is bool else value)
   return c
 
 
