@@ -39,5 +39,5 @@ def describe(value, devices):
   if _on_gpu(devices):
     return "XLA compiles the training step (train.jit_compile unset: on for GPUs)."
   return ("XLA is off: train.jit_compile is unset and this run computes on CPUs, where the "
-          "graph step is as fast and starts sooner (--config.train.jit_compile=true "
-          "compiles it).")
+          "graph step starts far sooner and runs about as fast "
+          "(--config.train.jit_compile=true compiles it).")
