@@ -11,6 +11,8 @@ the count is a lower bound on the work. The step is then timed (`--iters` calls 
 a warm-up) and its rate printed against the best rates TensorFlow reaches on this
 machine for one large float32 matmul (2048³) and one of DenseFlow's convolutions
 (16x16, 432→64, 3x3, batch 8): what "as fast as this CPU goes" means here.
+`--hlo` also counts the step XLA compiles (`jit_compile=True`, its optimised HLO: the
+convolutions and dots after XLA's own simplifications, e.g. merged repeats).
 `--reference_seconds` adds another implementation's measured seconds per step of the
 same model (e.g. the authors' PyTorch DenseFlow from `reference_denseflow_step.py`):
 the rate it implies, and the step time gflow would need for a given speed-up
@@ -18,10 +20,13 @@ the rate it implies, and the step time gflow would need for a given speed-up
 
     python benchmarks/step_flops.py --model=denseflow-74-10 --batch=8 --reference_seconds=9.0
     python benchmarks/step_flops.py --model=glow --batch=16
+    python benchmarks/step_flops.py --model=tfb-glow --batch=16 --hlo
 """
 
 import argparse
+import math
 import os
+import re
 import sys
 import time
 
@@ -39,6 +44,7 @@ def main():
   p.add_argument("--reference_seconds", type=float, default=0.,
                  help="another implementation's seconds per step of the same model")
   p.add_argument("--speedup", type=float, default=1.5)
+  p.add_argument("--hlo", action="store_true", help="also count the XLA-compiled step's HLO")
   args = p.parse_args()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   sys.path[:0] = [REPO, os.path.join(REPO, "benchmarks")]
@@ -62,6 +68,13 @@ def main():
   print(f"{args.model}, batch {args.batch}: {flops / 1e9:.1f} GFLOP per training step in "
         f"{counted} convolutions and matmuls (traced in {time.perf_counter() - start:.1f} s)",
         flush=True)
+  if args.hlo:
+    compiled = tf.function(step.python_function, jit_compile=True)
+    hlo = compiled.experimental_get_compiler_ir(x)(stage="optimized_hlo")
+    counts = hlo_flops(hlo)
+    print(f"compiled by XLA: {sum(counts.values()) / 1e9:.2f} GFLOP (convolutions "
+          f"{counts['convolution'] / 1e9:.2f} in {hlo.count(' convolution(')}, dots "
+          f"{counts['dot'] / 1e9:.2f} in {hlo.count(' dot(')})", flush=True)
   step(x).numpy()
   seconds = []
   for _ in range(args.iters):
@@ -161,6 +174,35 @@ def op_flops(op):
   n = b[-2] if tb else b[-1]
   batch = int(np.prod(np.broadcast_shapes(tuple(a[:-2]), tuple(b[:-2]))))
   return 2 * batch * m * n * k
+
+
+def hlo_flops(text):
+  """{"convolution": FLOPs, "dot": FLOPs} of an HLO module's text (shapes looked up by
+  instruction name: 2·k_h·k_w·c_in per convolution output, 2·contracted size per dot output)."""
+  define = re.compile(r"^\s*(?:ROOT\s+)?%([\w.\-]+)\s*=\s*\w+\[([\d,]*)\]")
+  shapes = {}
+  for line in text.splitlines():
+    m = define.match(line)
+    if m:
+      shapes[m.group(1)] = [int(d) for d in m.group(2).split(",") if d]
+  flops = {"convolution": 0, "dot": 0}
+  for line in text.splitlines():
+    m = define.match(line)
+    if not m:
+      continue
+    out = math.prod(shapes[m.group(1)])
+    conv = re.search(r"\bconvolution\(%([\w.\-]+), %([\w.\-]+)\)", line)
+    if conv:
+      kernel, labels = shapes[conv.group(2)], re.search(r"dim_labels=\w+_(\w+)->", line).group(1)
+      taps = math.prod(n for n, label in zip(kernel, labels) if label.isdigit())
+      flops["convolution"] += 2 * out * taps * kernel[labels.index("i")]
+      continue
+    dot = re.search(r"\bdot\(%([\w.\-]+), %([\w.\-]+)\)", line)
+    if dot:
+      lhs = shapes[dot.group(1)]
+      dims = re.search(r"lhs_contracting_dims=\{([\d,]*)\}", line).group(1)
+      flops["dot"] += 2 * out * math.prod(lhs[int(d)] for d in dims.split(",") if d)
+  return flops
 
 
 def peak_rates(repeats=10):
